@@ -1,0 +1,127 @@
+"""The paper protocol: self-supervised pretraining, then a linear probe with 20 % of the labels.
+
+Beside the result: the published number, a random-init encoder's probe, and supervised training from
+scratch on the same labelled subset. Run once per data set; results accumulate per data set in
+benchmarks/results/ssl_protocol.{json,md}.
+
+    python benchmarks/ssl_protocol.py --data ../shared/data/cifar10
+    python benchmarks/ssl_protocol.py --data ../shared/data/tiny-imagenet-200 --recipe recipes/tinyimagenet.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import command_line, environment, read_results, write_results  # noqa: E402
+
+from edgessl.data.cache import load_split  # noqa: E402
+from edgessl.eval.features import load_encoder  # noqa: E402
+from edgessl.eval.finetune import supervised_train  # noqa: E402
+from edgessl.eval.probe import linear_probe  # noqa: E402
+from edgessl.models import create_encoder  # noqa: E402
+from edgessl.recipe import load_recipe  # noqa: E402
+from edgessl.train.pretrain import pretrain  # noqa: E402
+
+PUBLISHED = {"cifar10": 60.01, "tinyimagenet": 11.23}
+
+
+def dataset_key(data: str) -> str:
+    return "tinyimagenet" if "tiny" in Path(data).name.lower() else "cifar10"
+
+
+def run(args: argparse.Namespace) -> dict:
+    key = dataset_key(args.data)
+    recipe_path = args.recipe or Path(f"recipes/{key}.yaml")
+    overrides = [f"data.path={args.data}", f"seed={args.seed}", *args.overrides]
+    if args.epochs is not None:
+        overrides.append(f"optim.epochs={args.epochs}")
+    recipe = load_recipe(recipe_path, overrides)
+    out = Path(args.runs) / f"ssl_protocol_{key}"
+    t0 = time.perf_counter()
+    result = pretrain(recipe, out, resume=args.resume)
+    pretrain_s = time.perf_counter() - t0
+    train = load_split(args.data, "train", recipe.data.image_size)
+    test = load_split(args.data, recipe.data.test_split, recipe.data.image_size)
+    fraction = recipe.probe.label_fraction
+    encoder, _ = load_encoder(result.encoder_path)
+    probe, _, _ = linear_probe(encoder, train, test, fraction, recipe.probe.epochs, args.seed)
+    print(probe.protocol(), f"-> {probe.top1:.2f} %", flush=True)
+    torch.manual_seed(args.seed)
+    random_probe, _, _ = linear_probe(create_encoder(recipe.encoder, recipe.data.image_size), train, test, fraction, recipe.probe.epochs, args.seed)
+    print(f"random-init probe: {random_probe.top1:.2f} %", flush=True)
+    rows = {
+        "published": {"top1": PUBLISHED[key], "how": "published reference for the method (linear probe, 20 % labels)"},
+        "edgessl_ssl_probe": {"top1": probe.top1, "how": "measured: edgessl pretrain + linear probe", "recipe": str(recipe_path),
+                               "pretrain_epochs": recipe.optim.epochs, "pretrain_steps": result.steps, "pretrain_wall_s": round(pretrain_s, 1)},
+        "random_init_probe": {"top1": random_probe.top1, "how": "measured: same probe on an untrained encoder"},
+    }
+    if args.supervised_epochs > 0:
+        t1 = time.perf_counter()
+        sup_top1, _ = supervised_train(create_encoder(recipe.encoder, recipe.data.image_size), train, test, fraction, args.supervised_epochs, args.seed)
+        rows["supervised_scratch"] = {"top1": sup_top1, "how": f"measured: full training from scratch on the same labels, crop + flip, {args.supervised_epochs} epochs",
+                                      "epochs": args.supervised_epochs, "wall_s": round(time.perf_counter() - t1, 1)}
+        print(f"supervised from scratch: {sup_top1:.2f} %", flush=True)
+    return {"dataset": key, "data": args.data, "rows": rows, "probe_protocol": probe.protocol(), "label_fraction": fraction, "seed": args.seed,
+            "recipe": recipe.to_dict(), "pretrain_cpu_hours": round(pretrain_s / 3600, 3), "environment": environment(), "command": command_line(),
+            "scheduler_final": json.loads(result.out_dir.joinpath("scheduler.json").read_text())[-1]}
+
+
+def summary(sections: dict) -> dict:
+    s: dict = {}
+    for key, sec in sections.items():
+        rows = sec["rows"]
+        s[f"{key}_linear_probe_top1"] = round(rows["edgessl_ssl_probe"]["top1"], 2)
+        s[f"{key}_random_init_probe_top1"] = round(rows["random_init_probe"]["top1"], 2)
+        s[f"{key}_pretrain_cpu_hours"] = sec["pretrain_cpu_hours"]
+        s[f"{key}_published_top1"] = rows["published"]["top1"]
+        if "supervised_scratch" in rows:
+            s[f"{key}_supervised_scratch_top1"] = round(rows["supervised_scratch"]["top1"], 2)
+    return s
+
+
+def markdown(sections: dict) -> str:
+    lines = ["# SSL protocol: pretrain, then linear probe with a label fraction", ""]
+    for key, sec in sections.items():
+        env = sec["environment"]
+        lines += [f"## {key}", "", f"Reproduce: `{sec['command']}`", "",
+                  f"Protocol: seed {sec['seed']}, label fraction {sec['label_fraction']}, {sec['probe_protocol']}; "
+                  f"device {env['device']} ({env['cpu_threads']} threads), torch {env['torch']}, {env['date']}.", "",
+                  "| row | top-1 % | budget | how obtained |", "|---|---|---|---|"]
+        for name, row in sec["rows"].items():
+            budget = ""
+            if "pretrain_wall_s" in row:
+                budget = f"{row['pretrain_epochs']} epochs, {row['pretrain_wall_s'] / 60:.0f} CPU-min pretraining"
+            elif "wall_s" in row:
+                budget = f"{row['epochs']} epochs, {row['wall_s'] / 60:.0f} CPU-min"
+            lines.append(f"| {name} | {row['top1']:.2f} | {budget} | {row['how']} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", required=True)
+    p.add_argument("--recipe", type=Path)
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--supervised-epochs", type=int, default=30)
+    p.add_argument("--runs", default="runs")
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("overrides", nargs="*", help="recipe overrides key=value")
+    args = p.parse_args()
+    section = run(args)
+    payload = read_results("ssl_protocol")
+    sections = payload.get("datasets", {})
+    sections[section["dataset"]] = section
+    write_results("ssl_protocol", {"summary": summary(sections), "datasets": sections}, markdown(sections))
+
+
+if __name__ == "__main__":
+    main()

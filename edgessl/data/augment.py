@@ -1,0 +1,96 @@
+"""Batched augmentations on uint8 tensors already in memory (no per-image Python work).
+
+Random resized crop and flip go through one `affine_grid` + `grid_sample` per batch; colour jitter and
+grayscale are tensor arithmetic. Everything runs on the batch's device.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+MEAN = torch.tensor([0.4914, 0.4822, 0.4465]).view(1, 3, 1, 1)
+STD = torch.tensor([0.2470, 0.2435, 0.2616]).view(1, 3, 1, 1)
+
+
+@dataclass
+class AugmentConfig:
+    crop_scale: tuple[float, float] = (0.2, 1.0)
+    flip: bool = True
+    jitter: float = 0.4  # brightness/contrast/saturation strength
+    jitter_prob: float = 0.8
+    gray_prob: float = 0.2
+
+
+def to_float(images_u8: torch.Tensor) -> torch.Tensor:
+    """N H W 3 uint8 -> N 3 H W float in [0, 1]."""
+    return images_u8.permute(0, 3, 1, 2).float().div_(255)
+
+
+def normalize(x: torch.Tensor) -> torch.Tensor:
+    return (x - MEAN.to(x.device)) / STD.to(x.device)
+
+
+def random_resized_crop(x: torch.Tensor, scale: tuple[float, float], flip: bool, gen: torch.Generator | None = None) -> torch.Tensor:
+    n = x.shape[0]
+    dev = x.device
+    area = torch.empty(n).uniform_(*scale, generator=gen)
+    log_ratio = torch.empty(n).uniform_(math.log(3 / 4), math.log(4 / 3), generator=gen)
+    ratio = log_ratio.exp()
+    sw = (area * ratio).sqrt().clamp(max=1.0)
+    sh = (area / ratio).sqrt().clamp(max=1.0)
+    cx = (torch.rand(n, generator=gen) * 2 - 1) * (1 - sw)
+    cy = (torch.rand(n, generator=gen) * 2 - 1) * (1 - sh)
+    sign = torch.where(torch.rand(n, generator=gen) < 0.5, -1.0, 1.0) if flip else torch.ones(n)
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0] = sw * sign
+    theta[:, 0, 2] = cx
+    theta[:, 1, 1] = sh
+    theta[:, 1, 2] = cy
+    grid = F.affine_grid(theta.to(dev), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+def color_jitter(x: torch.Tensor, strength: float, prob: float, gen: torch.Generator | None = None) -> torch.Tensor:
+    n = x.shape[0]
+
+    def factor() -> torch.Tensor:
+        f = 1 + (torch.rand(n, 1, 1, 1, generator=gen) * 2 - 1) * strength
+        apply = torch.rand(n, 1, 1, 1, generator=gen) < prob
+        return torch.where(apply, f, torch.ones_like(f)).to(x.device)
+
+    x = x * factor()
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    x = (x - mean) * factor() + mean
+    gray = (0.299 * x[:, :1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
+    x = (x - gray) * factor() + gray
+    return x.clamp_(0, 1)
+
+
+def random_grayscale(x: torch.Tensor, prob: float, gen: torch.Generator | None = None) -> torch.Tensor:
+    gray = (0.299 * x[:, :1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]).expand_as(x)
+    pick = (torch.rand(x.shape[0], 1, 1, 1, generator=gen) < prob).to(x.device)
+    return torch.where(pick, gray, x)
+
+
+def ssl_view(images_u8: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator | None = None) -> torch.Tensor:
+    x = to_float(images_u8)
+    x = random_resized_crop(x, cfg.crop_scale, cfg.flip, gen)
+    if cfg.jitter > 0:
+        x = color_jitter(x, cfg.jitter, cfg.jitter_prob, gen)
+    if cfg.gray_prob > 0:
+        x = random_grayscale(x, cfg.gray_prob, gen)
+    return normalize(x)
+
+
+def supervised_view(images_u8: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:
+    """Crop + flip, the standard supervised CIFAR augmentation (pad-4 crop ~ scale 0.77-1)."""
+    x = random_resized_crop(to_float(images_u8), (0.6, 1.0), True, gen)
+    return normalize(x)
+
+
+def eval_view(images_u8: torch.Tensor) -> torch.Tensor:
+    return normalize(to_float(images_u8))

@@ -1,0 +1,80 @@
+"""Linear probe: frozen encoder, pooled features, a linear classifier trained on a label-fraction subset."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from edgessl.data.readers import ImageArrays
+from edgessl.data.splits import label_fraction_indices
+from edgessl.eval.features import extract_features
+
+
+@dataclass
+class ProbeResult:
+    top1: float
+    label_fraction: float
+    train_images: int
+    test_images: int
+    epochs: int
+    seed: int
+    feature_norm: str = "standardised with train-subset mean/std"
+
+    def protocol(self) -> str:
+        return (
+            f"linear probe: seed {self.seed}, label fraction {self.label_fraction:g} ({self.train_images} labelled images), "
+            f"{self.epochs} epochs, features {self.feature_norm}, top-1 on {self.test_images} test images"
+        )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def train_linear(feats: torch.Tensor, labels: torch.Tensor, classes: int, epochs: int, seed: int) -> nn.Linear:
+    """Full-batch-free mini-batch AdamW with cosine decay; features are already standardised."""
+    torch.manual_seed(seed)
+    head = nn.Linear(feats.shape[1], classes)
+    opt = torch.optim.AdamW(head.parameters(), lr=1e-2, weight_decay=5e-4)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
+        for idx in torch.randperm(len(feats), generator=gen).split(256):
+            loss = F.cross_entropy(head(feats[idx]), labels[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        sched.step()
+    return head
+
+
+def fold_standardisation(head: nn.Linear, mean: torch.Tensor, std: torch.Tensor) -> nn.Linear:
+    """W (x - m) / s + b  ->  (W / s) x + (b - W m / s): the deployable head takes raw pooled features."""
+    folded = nn.Linear(head.in_features, head.out_features)
+    with torch.no_grad():
+        folded.weight.copy_(head.weight / std)
+        folded.bias.copy_(head.bias - (head.weight / std) @ mean)
+    return folded
+
+
+def linear_probe(
+    encoder: nn.Module, train: ImageArrays, test: ImageArrays, fraction: float, epochs: int = 100, seed: int = 0, device: str = "cpu"
+) -> tuple[ProbeResult, nn.Linear, np.ndarray]:
+    """Returns the result, the classifier on raw pooled features, and the labelled indices used."""
+    if not train.labelled or not test.labelled:
+        raise ValueError("the linear probe needs labels in both splits (class sub-folders or .cls entries)")
+    indices = label_fraction_indices(train.labels, fraction, seed)
+    f_train = extract_features(encoder, train.images[indices], device=device)
+    f_test = extract_features(encoder, test.images, device=device)
+    mean, std = f_train.mean(0), f_train.std(0) + 1e-6
+    y_train = torch.from_numpy(train.labels[indices])
+    classes = int(max(train.labels.max(), test.labels.max())) + 1
+    head = train_linear((f_train - mean) / std, y_train, classes, epochs, seed)
+    deploy_head = fold_standardisation(head, mean, std)
+    with torch.no_grad():
+        pred = deploy_head(f_test).argmax(1).numpy()
+    top1 = float((pred == test.labels).mean() * 100)
+    return ProbeResult(top1, fraction, len(indices), len(test), epochs, seed), deploy_head, indices

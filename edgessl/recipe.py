@@ -1,0 +1,169 @@
+"""Recipes: typed dataclasses, loaded from YAML, with dotted `key=value` overrides and clear errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+
+class RecipeError(ValueError):
+    pass
+
+
+@dataclass
+class DataConfig:
+    path: str = "synthetic"
+    image_size: int = 32
+    test_split: str = "test"
+
+
+@dataclass
+class CorruptionConfig:
+    site: str = "stage3"  # stage3 (tokens entering the token-mixing stage) | output (encoder output)
+    target: str = "pixels"  # pixels (normalised patch pixels) | ema (clean-image tokens of an EMA encoder)
+    mask_ratio: float = 0.3
+    rot_ratio: float = 0.2
+    num_shifts: int = 4  # K: rolls of k*D/(K+1) channels, k = 1..K; class 0 = untouched
+    normalize_before_roll: bool = True
+    corrupt_both_views: bool = False
+
+
+@dataclass
+class SchedulerConfig:
+    enabled: bool = True
+    interval: int = 50  # steps between ratio updates
+    ema_decay: float = 0.98
+    ratio_step: float = 0.05
+    mask_bounds: tuple[float, float] = (0.15, 0.6)
+    rot_bounds: tuple[float, float] = (0.1, 0.4)
+    max_total: float = 0.8
+    easy_below: float = 0.35  # EMA loss / first EMA loss under this: task too easy, corrupt more
+    hard_above: float = 0.9  # over this: task not learning, corrupt less
+
+
+@dataclass
+class LossConfig:
+    lambda_dis: float = 0.1  # lambda3, gradient-reversal disentanglement
+    grl_scale: float = 1.0
+    view_invariance: float = 1.0  # weight of the VICReg term between two views; 0 = single view
+    vicreg_sim: float = 25.0
+    vicreg_var: float = 25.0
+    vicreg_cov: float = 1.0
+    projector_dim: int = 1024
+    ema_momentum: float = 0.996
+
+
+@dataclass
+class OptimConfig:
+    epochs: int = 30
+    batch_size: int = 256
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    warmup_epochs: float = 1.0
+    grad_clip: float = 3.0
+
+
+@dataclass
+class ProbeConfig:
+    label_fraction: float = 0.2
+    epochs: int = 100
+    seed: int = 0
+
+
+@dataclass
+class AugmentRecipe:
+    crop_min_scale: float = 0.2
+    jitter: float = 0.4
+    gray_prob: float = 0.2
+
+
+@dataclass
+class Recipe:
+    name: str = "default"
+    encoder: str = "tinynext_t"
+    seed: int = 0
+    device: str = "cpu"
+    threads: int = 0  # 0 = torch default
+    log_every: int = 20
+    checkpoint_every_steps: int = 200
+    data: DataConfig = field(default_factory=DataConfig)
+    corruption: CorruptionConfig = field(default_factory=CorruptionConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+    augment: AugmentRecipe = field(default_factory=AugmentRecipe)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _convert(value: object, typ: object, key: str) -> object:
+    origin = typing.get_origin(typ)
+    try:
+        if typ is bool:
+            if isinstance(value, str):
+                if value.lower() in ("1", "true", "yes", "on"):
+                    return True
+                if value.lower() in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError(value)
+            return bool(value)
+        if origin is tuple:
+            items = yaml.safe_load(value) if isinstance(value, str) else value
+            return tuple(_convert(v, t, key) for v, t in zip(items, typing.get_args(typ), strict=True))
+        if typ in (int, float, str):
+            return typ(value)
+    except (TypeError, ValueError) as err:
+        raise RecipeError(f"recipe key {key!r}: cannot read {value!r} as {getattr(typ, '__name__', typ)}") from err
+    return value
+
+
+def _apply(obj: object, values: dict, prefix: str = "") -> None:
+    hints = typing.get_type_hints(type(obj))
+    for key, value in values.items():
+        full = f"{prefix}{key}"
+        if key not in hints:
+            known = ", ".join(f"{prefix}{k}" for k in hints)
+            raise RecipeError(f"unknown recipe key {full!r}; known keys: {known}")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise RecipeError(f"recipe key {full!r} is a section; give its fields, e.g. {full}.<field>=...")
+            _apply(current, value, f"{full}.")
+        else:
+            setattr(obj, key, _convert(value, hints[key], full))
+
+
+def parse_overrides(overrides: list[str]) -> dict:
+    nested: dict = {}
+    for item in overrides:
+        if "=" not in item:
+            raise RecipeError(f"override {item!r} is not key=value (e.g. optim.epochs=5)")
+        key, value = item.split("=", 1)
+        node = nested
+        *parents, leaf = key.strip().split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return nested
+
+
+def load_recipe(path: str | Path | None = None, overrides: list[str] | None = None) -> Recipe:
+    recipe = Recipe()
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            known = sorted(p.stem for p in Path("recipes").glob("*.yaml")) if Path("recipes").is_dir() else []
+            raise RecipeError(f"recipe {path} not found" + (f"; recipes here: {', '.join(known)}" if known else ""))
+        values = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(values, dict):
+            raise RecipeError(f"recipe {path} must be a YAML mapping")
+        _apply(recipe, values)
+    if overrides:
+        _apply(recipe, parse_overrides(overrides))
+    return recipe

@@ -1,0 +1,109 @@
+"""Dual-corruption pretraining: one module that turns a batch of views into named losses."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from edgessl.models.decoder import DualTaskDecoder, Projector
+from edgessl.models.tinynext import TinyNeXt
+from edgessl.recipe import Recipe
+from edgessl.ssl.corruption import Corruption, apply_corruption, sample_corruption
+from edgessl.ssl.losses import disentanglement_loss, patch_targets, reconstruction_loss, rotation_loss, vicreg_loss
+
+SITES = ("stage3", "output")
+TARGETS = ("pixels", "ema")
+
+
+class DualCorruptionSSL(nn.Module):
+    def __init__(self, encoder: TinyNeXt, recipe: Recipe) -> None:
+        super().__init__()
+        c, lc = recipe.corruption, recipe.loss
+        if c.site not in SITES:
+            raise ValueError(f"corruption.site {c.site!r}; known: {', '.join(SITES)}")
+        if c.target not in TARGETS:
+            raise ValueError(f"corruption.target {c.target!r}; known: {', '.join(TARGETS)}")
+        self.cfg, self.loss_cfg = c, lc
+        self.encoder = encoder
+        grid = encoder.grid_size(recipe.data.image_size)
+        if c.site == "stage3" and encoder.total_stride != recipe.data.image_size // encoder.grid_size(recipe.data.image_size):
+            raise ValueError("corruption.site=stage3 needs a stage-4 stride of 1; use site=output for this input size")
+        self.tokens = grid * grid
+        self.patch = encoder.total_stride
+        site_dim = encoder.token_dim if c.site == "stage3" else encoder.feature_dim
+        self.mask_embedding = nn.Parameter(torch.zeros(site_dim))
+        nn.init.trunc_normal_(self.mask_embedding, std=0.02)
+        rec_dim = 3 * self.patch * self.patch if c.target == "pixels" else encoder.feature_dim
+        self.decoder = DualTaskDecoder(encoder.feature_dim, self.tokens, rec_dim, c.num_shifts)
+        self.projector = Projector(encoder.feature_dim, lc.projector_dim) if lc.view_invariance > 0 else None
+        self.teacher = copy.deepcopy(encoder).requires_grad_(False) if c.target == "ema" else None
+
+    def views_needed(self) -> int:
+        return 2 if self.projector is not None else 1
+
+    def _encode(self, x: torch.Tensor, corruption: Corruption | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns (token grid B D H W from the encoder, tokens fed to the decoder B N D)."""
+        c = self.cfg
+        t = self.encoder.tokens_before_mixing(x)
+        if corruption is not None and c.site == "stage3":
+            t = apply_corruption(t, corruption, self.mask_embedding, c.num_shifts, c.normalize_before_roll)
+        out = self.encoder.tokens_after_mixing(t)
+        dec_in = out
+        if corruption is not None and c.site == "output":
+            dec_in = apply_corruption(out, corruption, self.mask_embedding, c.num_shifts, c.normalize_before_roll)
+        return out, dec_in.flatten(2).transpose(1, 2)
+
+    @torch.no_grad()
+    def _targets(self, x: torch.Tensor) -> torch.Tensor:
+        if self.teacher is None:
+            return patch_targets(x, self.patch)
+        t = self.teacher.forward_tokens(x).flatten(2).transpose(1, 2)
+        return F.layer_norm(t, t.shape[-1:])
+
+    def pretext(self, x: torch.Tensor, mask_ratio: float, rot_ratio: float, gen: torch.Generator | None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        corruption = sample_corruption(x.shape[0], self.tokens, mask_ratio, rot_ratio, self.cfg.num_shifts, x.device, gen)
+        grid, dec_in = self._encode(x, corruption)
+        out = self.decoder(dec_in, self.loss_cfg.grl_scale)
+        losses = {
+            "rec": reconstruction_loss(out["rec"], self._targets(x), corruption.mask),
+            "rot": rotation_loss(out["rot"], corruption.shift_class),
+            "dis": disentanglement_loss(out["rec_probe"], corruption.shift_class, out["rot_probe"], corruption.mask),
+        }
+        with torch.no_grad():
+            valid = corruption.shift_class >= 0
+            losses["rot_acc"] = (out["rot"].argmax(-1)[valid] == corruption.shift_class[valid]).float().mean()
+        return losses, grid.mean(dim=(2, 3))
+
+    def forward(
+        self, views: list[torch.Tensor], mask_ratio: float, rot_ratio: float, gen: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
+        losses, pooled = self.pretext(views[0], mask_ratio, rot_ratio, gen)
+        if self.projector is None:
+            return losses
+        if self.cfg.corrupt_both_views:
+            second, pooled2 = self.pretext(views[1], mask_ratio, rot_ratio, gen)
+            losses = {k: (v + second[k]) / 2 for k, v in losses.items()}
+        else:
+            pooled2 = self.encoder(views[1])
+        lc = self.loss_cfg
+        losses["vic"] = vicreg_loss(self.projector(pooled), self.projector(pooled2), lc.vicreg_sim, lc.vicreg_var, lc.vicreg_cov)
+        return losses
+
+    def total_loss(self, losses: dict[str, torch.Tensor], lambda_rec: float, lambda_rot: float) -> torch.Tensor:
+        total = lambda_rec * losses["rec"] + lambda_rot * losses["rot"] + self.loss_cfg.lambda_dis * losses["dis"]
+        if "vic" in losses:
+            total = total + self.loss_cfg.view_invariance * losses["vic"]
+        return total
+
+    @torch.no_grad()
+    def update_teacher(self) -> None:
+        if self.teacher is None:
+            return
+        m = self.loss_cfg.ema_momentum
+        for pt, ps in zip(self.teacher.parameters(), self.encoder.parameters(), strict=True):
+            pt.mul_(m).add_(ps.detach(), alpha=1 - m)
+        for bt, bs in zip(self.teacher.buffers(), self.encoder.buffers(), strict=True):
+            bt.copy_(bs)
