@@ -19,15 +19,15 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import command_line, environment, read_results, write_results  # noqa: E402
+from _common import command_line, environment, read_results, write_results
 
-from edgessl.data.cache import load_split  # noqa: E402
-from edgessl.eval.features import load_encoder  # noqa: E402
-from edgessl.eval.finetune import supervised_train  # noqa: E402
-from edgessl.eval.probe import linear_probe  # noqa: E402
-from edgessl.models import create_encoder  # noqa: E402
-from edgessl.recipe import load_recipe  # noqa: E402
-from edgessl.train.pretrain import pretrain  # noqa: E402
+from edgessl.data.cache import load_split
+from edgessl.eval.features import load_encoder
+from edgessl.eval.finetune import supervised_train
+from edgessl.eval.probe import linear_probe
+from edgessl.models import create_encoder
+from edgessl.recipe import load_recipe
+from edgessl.train.pretrain import pretrain
 
 PUBLISHED = {"cifar10": 60.01, "tinyimagenet": 11.23}
 
@@ -58,19 +58,41 @@ def run(args: argparse.Namespace) -> dict:
     print(f"random-init probe: {random_probe.top1:.2f} %", flush=True)
     rows = {
         "published": {"top1": PUBLISHED[key], "how": "published reference for the method (linear probe, 20 % labels)"},
-        "edgessl_ssl_probe": {"top1": probe.top1, "how": "measured: edgessl pretrain + linear probe", "recipe": str(recipe_path),
-                               "pretrain_epochs": recipe.optim.epochs, "pretrain_steps": result.steps, "pretrain_wall_s": round(pretrain_s, 1)},
+        "edgessl_ssl_probe": {
+            "top1": probe.top1,
+            "how": "measured: edgessl pretrain + linear probe",
+            "recipe": str(recipe_path),
+            "pretrain_epochs": recipe.optim.epochs,
+            "pretrain_steps": result.steps,
+            "pretrain_wall_s": round(pretrain_s, 1),
+        },
         "random_init_probe": {"top1": random_probe.top1, "how": "measured: same probe on an untrained encoder"},
     }
     if args.supervised_epochs > 0:
         t1 = time.perf_counter()
-        sup_top1, _ = supervised_train(create_encoder(recipe.encoder, recipe.data.image_size), train, test, fraction, args.supervised_epochs, args.seed)
-        rows["supervised_scratch"] = {"top1": sup_top1, "how": f"measured: full training from scratch on the same labels, crop + flip, {args.supervised_epochs} epochs",
-                                      "epochs": args.supervised_epochs, "wall_s": round(time.perf_counter() - t1, 1)}
+        sup_top1, _ = supervised_train(
+            create_encoder(recipe.encoder, recipe.data.image_size), train, test, fraction, args.supervised_epochs, args.seed
+        )
+        rows["supervised_scratch"] = {
+            "top1": sup_top1,
+            "how": f"measured: full training from scratch on the same labels, crop + flip, {args.supervised_epochs} epochs",
+            "epochs": args.supervised_epochs,
+            "wall_s": round(time.perf_counter() - t1, 1),
+        }
         print(f"supervised from scratch: {sup_top1:.2f} %", flush=True)
-    return {"dataset": key, "data": args.data, "rows": rows, "probe_protocol": probe.protocol(), "label_fraction": fraction, "seed": args.seed,
-            "recipe": recipe.to_dict(), "pretrain_cpu_hours": round(pretrain_s / 3600, 3), "environment": environment(), "command": command_line(),
-            "scheduler_final": json.loads(result.out_dir.joinpath("scheduler.json").read_text())[-1]}
+    return {
+        "dataset": key,
+        "data": args.data,
+        "rows": rows,
+        "probe_protocol": probe.protocol(),
+        "label_fraction": fraction,
+        "seed": args.seed,
+        "recipe": recipe.to_dict(),
+        "pretrain_cpu_hours": round(pretrain_s / 3600, 3),
+        "environment": environment(),
+        "command": command_line(),
+        "scheduler_final": json.loads(result.out_dir.joinpath("scheduler.json").read_text())[-1],
+    }
 
 
 def summary(sections: dict) -> dict:
@@ -90,10 +112,17 @@ def markdown(sections: dict) -> str:
     lines = ["# SSL protocol: pretrain, then linear probe with a label fraction", ""]
     for key, sec in sections.items():
         env = sec["environment"]
-        lines += [f"## {key}", "", f"Reproduce: `{sec['command']}`", "",
-                  f"Protocol: seed {sec['seed']}, label fraction {sec['label_fraction']}, {sec['probe_protocol']}; "
-                  f"device {env['device']} ({env['cpu_threads']} threads), torch {env['torch']}, {env['date']}.", "",
-                  "| row | top-1 % | budget | how obtained |", "|---|---|---|---|"]
+        lines += [
+            f"## {key}",
+            "",
+            f"Reproduce: `{sec['command']}`",
+            "",
+            f"Protocol: seed {sec['seed']}, label fraction {sec['label_fraction']}, {sec['probe_protocol']}; "
+            f"device {env['device']} ({env['cpu_threads']} threads), torch {env['torch']}, {env['date']}.",
+            "",
+            "| row | top-1 % | budget | how obtained |",
+            "|---|---|---|---|",
+        ]
         for name, row in sec["rows"].items():
             budget = ""
             if "pretrain_wall_s" in row:

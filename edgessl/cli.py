@@ -66,7 +66,16 @@ def _probe(checkpoint: Path, data: str, fraction: float, epochs: int, seed: int,
     typer.echo(result.protocol())
     typer.echo(f"linear probe top-1: {result.top1:.2f} %")
     save_indices(out_dir / "label_indices.json", indices, fraction, seed)
-    save_atomic({"kind": "edgessl-probe", "head": head.state_dict(), "classes": train.classes, "encoder_checkpoint": str(checkpoint), "result": result.to_dict()}, out_dir / "probe.pt")
+    save_atomic(
+        {
+            "kind": "edgessl-probe",
+            "head": head.state_dict(),
+            "classes": train.classes,
+            "encoder_checkpoint": str(checkpoint),
+            "result": result.to_dict(),
+        },
+        out_dir / "probe.pt",
+    )
     (out_dir / "probe.json").write_text(json.dumps(result.to_dict(), indent=2))
     del torch
 

@@ -65,7 +65,7 @@ def color_jitter(x: torch.Tensor, strength: float, prob: float, gen: torch.Gener
     x = x * factor()
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
     x = (x - mean) * factor() + mean
-    gray = (0.299 * x[:, :1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
+    gray = 0.299 * x[:, :1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
     x = (x - gray) * factor() + gray
     return x.clamp_(0, 1)
 

@@ -15,7 +15,7 @@ def label_fraction_indices(labels: np.ndarray, fraction: float, seed: int = 0) -
     chosen = []
     for c in np.unique(labels[labels >= 0]):
         idx = np.flatnonzero(labels == c)
-        k = max(1, int(round(fraction * len(idx))))
+        k = max(1, round(fraction * len(idx)))
         chosen.append(np.sort(rng.choice(idx, size=k, replace=False)))
     return np.sort(np.concatenate(chosen))
 

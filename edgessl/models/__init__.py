@@ -17,7 +17,7 @@ def create_encoder(name: str, image_size: int = 32) -> TinyNeXt:
     return build_tinynext(name, image_size)
 
 
-def count_params(model: "torch.nn.Module") -> int:  # noqa: F821
+def count_params(model: torch.nn.Module) -> int:  # noqa: F821
     return sum(p.numel() for p in model.parameters())
 
 

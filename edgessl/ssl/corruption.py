@@ -23,8 +23,8 @@ def sample_corruption(
     batch: int, tokens: int, mask_ratio: float, rot_ratio: float, num_shifts: int, device: torch.device, gen: torch.Generator | None = None
 ) -> Corruption:
     """Per sample, a random permutation: the first n_m tokens are masked, the next n_r rolled (M ∩ R = ∅)."""
-    n_mask = int(round(mask_ratio * tokens))
-    n_rot = min(int(round(rot_ratio * tokens)), tokens - n_mask)
+    n_mask = round(mask_ratio * tokens)
+    n_rot = min(round(rot_ratio * tokens), tokens - n_mask)
     order = torch.rand(batch, tokens, generator=gen).argsort(dim=1)
     rank = order.argsort(dim=1)  # rank[b, n]: position of token n in the permutation
     mask = rank < n_mask

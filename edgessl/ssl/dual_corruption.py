@@ -63,7 +63,9 @@ class DualCorruptionSSL(nn.Module):
         t = self.teacher.forward_tokens(x).flatten(2).transpose(1, 2)
         return F.layer_norm(t, t.shape[-1:])
 
-    def pretext(self, x: torch.Tensor, mask_ratio: float, rot_ratio: float, gen: torch.Generator | None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    def pretext(
+        self, x: torch.Tensor, mask_ratio: float, rot_ratio: float, gen: torch.Generator | None
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         corruption = sample_corruption(x.shape[0], self.tokens, mask_ratio, rot_ratio, self.cfg.num_shifts, x.device, gen)
         grid, dec_in = self._encode(x, corruption)
         out = self.decoder(dec_in, self.loss_cfg.grl_scale)
@@ -77,9 +79,7 @@ class DualCorruptionSSL(nn.Module):
             losses["rot_acc"] = (out["rot"].argmax(-1)[valid] == corruption.shift_class[valid]).float().mean()
         return losses, grid.mean(dim=(2, 3))
 
-    def forward(
-        self, views: list[torch.Tensor], mask_ratio: float, rot_ratio: float, gen: torch.Generator | None = None
-    ) -> dict[str, torch.Tensor]:
+    def forward(self, views: list[torch.Tensor], mask_ratio: float, rot_ratio: float, gen: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         losses, pooled = self.pretext(views[0], mask_ratio, rot_ratio, gen)
         if self.projector is None:
             return losses

@@ -35,7 +35,9 @@ def rotation_loss(logits: torch.Tensor, shift_class: torch.Tensor) -> torch.Tens
     return F.cross_entropy(logits.flatten(0, 1), shift_class.flatten(), ignore_index=IGNORE)
 
 
-def disentanglement_loss(rec_probe_logits: torch.Tensor, shift_class: torch.Tensor, rot_probe_logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def disentanglement_loss(
+    rec_probe_logits: torch.Tensor, shift_class: torch.Tensor, rot_probe_logits: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
     """Probes behind a GRL: one reads rotation labels from the reconstruction branch, the other the
     mask pattern from the rotation branch. The probes minimise this; the branches, through the
     reversed gradient, maximise it, so each branch sheds the other's information."""
@@ -62,7 +64,6 @@ def vicreg_loss(z1: torch.Tensor, z2: torch.Tensor, sim: float, var: float, cov:
 
 def patch_targets(images: torch.Tensor, patch: int) -> torch.Tensor:
     """B 3 H W -> B N (p*p*3), each patch standardised (MAE's normalised-pixel target)."""
-    b = images.shape[0]
     p = F.unfold(images, kernel_size=patch, stride=patch).transpose(1, 2)  # B N 3pp
     mean = p.mean(-1, keepdim=True)
     var = p.var(-1, keepdim=True)

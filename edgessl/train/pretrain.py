@@ -6,8 +6,8 @@ import csv
 import json
 import math
 import time
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -112,7 +112,13 @@ def pretrain(recipe: Recipe, out_dir: Path, resume: bool = False, on_step: Calla
     (out_dir / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=2))
 
     def save_state() -> None:
-        state = {"method": method.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "generator": gen.get_state(), "step": step}
+        state = {
+            "method": method.state_dict(),
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "generator": gen.get_state(),
+            "step": step,
+        }
         save_atomic(state, last_path)
 
     log = MetricsLog(out_dir, append=resume)
@@ -162,7 +168,10 @@ def pretrain(recipe: Recipe, out_dir: Path, resume: bool = False, on_step: Calla
     save_state()
     wall = time.perf_counter() - t_start
     encoder_path = out_dir / "encoder.pt"
-    save_atomic(encoder_payload(method.encoder, recipe.encoder, recipe.data.image_size, recipe.to_dict(), {"classes": data.classes, "steps": step}), encoder_path)
+    save_atomic(
+        encoder_payload(method.encoder, recipe.encoder, recipe.data.image_size, recipe.to_dict(), {"classes": data.classes, "steps": step}),
+        encoder_path,
+    )
     (out_dir / "scheduler.json").write_text(json.dumps(sched.history, indent=1))
     plot_scheduler(sched.history, out_dir / "scheduler.png")
     return PretrainResult(out_dir, encoder_path, step, wall, compute_s, data_s)

@@ -15,7 +15,8 @@ class Progress:
         self.tty = sys.stdout.isatty()
         self._bar = None
         if self.tty:
-            from rich.progress import BarColumn, Progress as RichProgress, TextColumn, TimeRemainingColumn
+            from rich.progress import BarColumn, TextColumn, TimeRemainingColumn
+            from rich.progress import Progress as RichProgress
 
             self._bar = RichProgress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"), TimeRemainingColumn())
             self._task = self._bar.add_task("pretrain", total=total_steps, completed=start_step, info="")

@@ -1,0 +1,41 @@
+import torch
+
+from edgessl.models import ENCODER_LIMIT_PARAMS, count_params, create_encoder, list_models
+from edgessl.models.profile import count_macs
+from edgessl.models.tinynext import QuickGELU
+
+
+def test_tinynext_t_parameter_budget_and_feature_dim():
+    model = create_encoder("tinynext_t", 32)
+    assert 900_000 <= count_params(model) <= ENCODER_LIMIT_PARAMS
+    assert model.feature_dim == 192
+
+
+def test_small_inputs_keep_a_4x4_token_grid_with_the_same_parameters():
+    counts = set()
+    for size in (32, 64):
+        model = create_encoder("tinynext_t", size).eval()
+        tokens = model.forward_tokens(torch.zeros(2, 3, size, size))
+        assert tokens.shape == (2, 192, 4, 4)
+        counts.add(count_params(model))
+    assert len(counts) == 1
+
+
+def test_macs_are_counted_per_image():
+    macs = count_macs(create_encoder("tinynext_t", 32), 32)
+    assert 20e6 < macs < 40e6
+
+
+def test_quick_gelu_is_x_sigmoid_1702x():
+    x = torch.linspace(-6, 6, 101)
+    torch.testing.assert_close(QuickGELU()(x), x * torch.sigmoid(1.702 * x))
+
+
+def test_registry_lists_and_rejects_names():
+    assert {"tinynext_t", "tinynext_s", "tinynext_m"} <= set(list_models())
+    try:
+        create_encoder("resnet50")
+    except ValueError as err:
+        assert "tinynext_t" in str(err)
+    else:
+        raise AssertionError("unknown encoder accepted")

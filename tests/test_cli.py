@@ -1,0 +1,56 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from edgessl.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+
+
+def test_help_lists_the_commands():
+    out = runner.invoke(app, ["--help"]).output
+    for cmd in ("pretrain", "probe", "info"):
+        assert cmd in out
+
+
+def test_info_prints_parameters_and_macs():
+    result = runner.invoke(app, ["info"])
+    assert result.exit_code == 0
+    assert "32x32" in result.output and "64x64" in result.output and "MACs" in result.output
+    assert "4x4" in result.output
+
+
+def test_missing_data_path_is_one_clear_line(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edgessl.cli",
+            "pretrain",
+            "--recipe",
+            str(ROOT / "recipes" / "smoke.yaml"),
+            "--data",
+            str(tmp_path / "missing"),
+            "--out",
+            str(tmp_path / "run"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "does not exist" in lines[0] and "expected" in lines[0]
+
+
+def test_smoke_recipe_end_to_end_with_probe(tmp_path):
+    result = runner.invoke(app, ["pretrain", "--recipe", str(ROOT / "recipes" / "smoke.yaml"), "--out", str(tmp_path), "optim.batch_size=64"])
+    assert result.exit_code == 0, result.output
+    assert "linear probe top-1" in result.output
+    probe = json.loads((tmp_path / "probe.json").read_text())
+    assert probe["label_fraction"] == 0.2 and probe["top1"] > 25
+    assert json.loads((tmp_path / "label_indices.json").read_text())["count"] == probe["train_images"]

@@ -1,0 +1,27 @@
+from pathlib import Path
+
+import pytest
+
+from edgessl.recipe import RecipeError, load_recipe
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_shipped_recipes_load():
+    for path in sorted((ROOT / "recipes").glob("*.yaml")):
+        recipe = load_recipe(path)
+        assert recipe.name == path.stem
+
+
+def test_dotted_overrides_are_typed():
+    r = load_recipe(ROOT / "recipes" / "smoke.yaml", ["optim.lr=1e-3", "corruption.normalize_before_roll=false", "scheduler.mask_bounds=[0.1, 0.5]"])
+    assert r.optim.lr == 1e-3 and r.corruption.normalize_before_roll is False and r.scheduler.mask_bounds == (0.1, 0.5)
+
+
+def test_unknown_keys_and_bad_values_are_named():
+    with pytest.raises(RecipeError, match="optim.lrr.*known keys"):
+        load_recipe(None, ["optim.lrr=1"])
+    with pytest.raises(RecipeError, match="optim.epochs"):
+        load_recipe(None, ["optim.epochs=many"])
+    with pytest.raises(RecipeError, match="not found"):
+        load_recipe("recipes/nope.yaml")

@@ -1,0 +1,44 @@
+from pathlib import Path
+
+import pytest
+import torch
+
+from edgessl.recipe import load_recipe
+from edgessl.train.checkpoint import load
+from edgessl.train.pretrain import pretrain
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _recipe(*extra: str):
+    return load_recipe(ROOT / "recipes" / "smoke.yaml", ["optim.batch_size=32", "optim.epochs=2", "checkpoint_every_steps=5", *extra])
+
+
+class Killed(Exception):
+    pass
+
+
+def test_pretrain_writes_an_encoder_only_checkpoint_and_logs(tmp_path):
+    result = pretrain(_recipe(), tmp_path)
+    payload = load(result.encoder_path)
+    assert payload["kind"] == "edgessl-encoder" and result.steps == 32
+    assert not any(k.startswith(("decoder", "projector", "mask_embedding")) for k in payload["state_dict"])
+    assert (tmp_path / "metrics.csv").read_text().count("\n") > 3
+    assert (tmp_path / "scheduler.png").is_file() and (tmp_path / "scheduler.json").is_file()
+
+
+def test_killed_run_resumes_to_the_same_step_count_and_weights(tmp_path):
+    full = pretrain(_recipe(), tmp_path / "full")
+
+    def kill_at_7(step: int) -> None:
+        if step == 7:  # mid-epoch, two steps after the last checkpoint
+            raise Killed
+
+    with pytest.raises(Killed):
+        pretrain(_recipe(), tmp_path / "killed", on_step=kill_at_7)
+    assert load(tmp_path / "killed" / "last.pt")["step"] == 5
+    resumed = pretrain(_recipe(), tmp_path / "killed", resume=True)
+    assert resumed.steps == full.steps
+    a, b = load(full.encoder_path)["state_dict"], load(resumed.encoder_path)["state_dict"]
+    for key in a:
+        torch.testing.assert_close(a[key].float(), b[key].float(), rtol=1e-4, atol=1e-4)
