@@ -70,9 +70,7 @@ def run(args: argparse.Namespace) -> dict:
     }
     if args.supervised_epochs > 0:
         t1 = time.perf_counter()
-        sup_top1, _ = supervised_train(
-            create_encoder(recipe.encoder, recipe.data.image_size), train, test, fraction, args.supervised_epochs, args.seed
-        )
+        sup_top1, _ = supervised_train(create_encoder(recipe.encoder, recipe.data.image_size), train, test, fraction, args.supervised_epochs, args.seed)
         rows["supervised_scratch"] = {
             "top1": sup_top1,
             "how": f"measured: full training from scratch on the same labels, crop + flip, {args.supervised_epochs} epochs",

@@ -135,6 +135,178 @@ def models_cmd() -> None:
         typer.echo(name)
 
 
+@app.command()
+def finetune(
+    checkpoint: Annotated[Path, typer.Option(help="run folder or probe.pt (encoder + linear probe)")],
+    qat: Annotated[bool, typer.Option("--qat", help="quantization-aware finetuning with NNCF (int8 weights and activations)")] = False,
+    freeze_encoder: Annotated[bool, typer.Option(help="train the classifier head only")] = False,
+    epochs: Annotated[int, typer.Option()] = 2,
+    lr: Annotated[float, typer.Option()] = 1e-5,
+    out: Annotated[Optional[Path], typer.Option(help="where to write classifier.pt (default: beside the checkpoint)")] = None,
+    test_limit: Annotated[Optional[int], typer.Option(help="evaluate on the first N test images only")] = None,
+) -> None:
+    """Finetune encoder + probe classifier on the labelled subset only (the probe's fraction and seed)."""
+    from edgessl.deploy.pipeline import load_bundle, save_bundle
+    from edgessl.deploy.qat import qat_finetune
+
+    if not qat:
+        _fail("only --qat finetuning is implemented; pass --qat")
+    try:
+        bundle = load_bundle(checkpoint)
+    except (ValueError, FileNotFoundError) as err:
+        _fail(str(err))
+    from edgessl.deploy.pipeline import labelled_subset, test_split, torch_top1
+
+    images, labels = labelled_subset(bundle)
+    test = test_split(bundle, test_limit)
+    fp32 = torch_top1(bundle.model, test)
+    result = qat_finetune(bundle.model, images, labels, epochs=epochs, lr=lr, freeze_encoder=freeze_encoder, seed=bundle.seed)
+    fake_quant = torch_top1(result.fake_quant, test)
+    after = torch_top1(result.model, test)
+    bundle.model, bundle.stage = result.model, "qat"
+    target = out or _resolve_dir(checkpoint) / "classifier.pt"
+    save_bundle(bundle, target)
+    typer.echo(f"QAT: {result.steps} steps on {len(labels)} labelled images; top-1 on {len(test)} test images:")
+    typer.echo(f"  fp32 before QAT {fp32:.2f} %  |  fake-quant (NNCF) {fake_quant:.2f} %  |  fp32 after QAT {after:.2f} %")
+    typer.echo(f"  real int8: run `edgessl export --checkpoint {target} --format tflite --int8`")
+    typer.echo(f"wrote {target}")
+
+
+def _resolve_dir(path: Path) -> Path:
+    return path if path.is_dir() else path.parent
+
+
+@app.command()
+def export(
+    checkpoint: Annotated[Path, typer.Option(help="run folder, classifier.pt (after finetune) or probe.pt")],
+    format: Annotated[str, typer.Option("--format", help="onnx | tflite | c")] = "tflite",
+    int8: Annotated[bool, typer.Option("--int8", help="full-integer int8 (always on for --format c)")] = False,
+    out: Annotated[Optional[Path], typer.Option(help="output folder (default: <run>/export)")] = None,
+    max_drop: Annotated[float, typer.Option(help="fail when int8 top-1 falls more than this many points below fp32")] = 2.0,
+    test_limit: Annotated[Optional[int], typer.Option(help="fidelity on the first N test images (default: all)")] = None,
+) -> None:
+    """Export to ONNX, TFLite or a firmware C array; int8 exports write and enforce a fidelity report."""
+    from edgessl.deploy.export import export as run_export
+    from edgessl.deploy.fidelity import FidelityError
+    from edgessl.deploy.opcheck import UnsupportedOpError
+    from edgessl.deploy.pipeline import FORMATS, load_bundle
+
+    if format not in FORMATS:
+        _fail(f"unknown format {format!r}; known: {', '.join(FORMATS)}")
+    try:
+        bundle = load_bundle(checkpoint)
+        result = run_export(bundle, format, int8 or format == "c", out or _resolve_dir(checkpoint) / "export", max_drop, test_limit)
+    except (UnsupportedOpError, FidelityError, ValueError, FileNotFoundError) as err:
+        _fail(str(err))
+    if result.report is not None:
+        typer.echo(result.report.table())
+    if result.arena is not None:
+        typer.echo(f"TFLite Micro arena (measured): {result.arena['minimum_arena_size']:,} bytes")
+    for key, path in result.artefacts.items():
+        typer.echo(f"{key}: {path}")
+
+
+def _int8_model(model: Path, out: Path | None) -> Path:
+    """A .tflite as is; a checkpoint (run folder, probe.pt, classifier.pt) is exported to int8 on the fly."""
+    if model.suffix == ".tflite":
+        if not model.is_file():
+            _fail(f"{model} not found")
+        return model
+    from edgessl.deploy.export import build_int8
+    from edgessl.deploy.pipeline import load_bundle
+
+    bundle = load_bundle(model)
+    target = out or _resolve_dir(model) / "export"
+    return build_int8(bundle, target)["tflite_int8"]
+
+
+@app.command()
+def budget(
+    model: Annotated[Path, typer.Argument(help="int8 .tflite, or a checkpoint to export on the fly")],
+    target: Annotated[str, typer.Option(help="CPU family or board name")] = "cortex-m7",
+    board: Annotated[Optional[str], typer.Option(help="board of that family (default: the family's default)")] = None,
+    catalogue: Annotated[Optional[Path], typer.Option(help="extra YAML with your own boards/families")] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="write the report as JSON")] = None,
+    layers: Annotated[int, typer.Option(help="rows of the per-layer table")] = 15,
+) -> None:
+    """Flash and SRAM against a microcontroller; exit code 1 when it does not fit."""
+    from rich.console import Console
+
+    from edgessl.targets.budget import budget as run_budget
+    from edgessl.targets.catalogue import TargetError, resolve
+    from edgessl.targets.report import print_budget
+
+    try:
+        b = resolve(target, board, catalogue)
+        report = run_budget(_int8_model(model, None), b)
+    except (TargetError, ValueError, FileNotFoundError) as err:
+        _fail(str(err))
+    print_budget(report, Console(), layers)
+    if json_out is not None:
+        json_out.write_text(json.dumps(report.to_dict(), indent=2))
+    if not report.fits:
+        raise typer.Exit(1)
+
+
+@app.command()
+def bench(
+    model: Annotated[Path, typer.Argument(help="checkpoint (all runtimes) or int8 .tflite (LiteRT and TFLite Micro)")],
+    target: Annotated[str, typer.Option(help="CPU family or board name")] = "cortex-m7",
+    board: Annotated[Optional[str], typer.Option()] = None,
+    catalogue: Annotated[Optional[Path], typer.Option()] = None,
+    runs: Annotated[int, typer.Option(help="timed runs per runtime (after warm-up)")] = 50,
+    out: Annotated[Optional[Path], typer.Option(help="folder for bench.json and bench.png")] = None,
+) -> None:
+    """Latency of the probe classifier: measured on this host in every runtime, estimated on the target."""
+    from rich.console import Console
+
+    from edgessl.runtimes.litert import LiteRTRuntime
+    from edgessl.runtimes.tflm import TFLMRuntime
+    from edgessl.targets.bench import bench as run_bench
+    from edgessl.targets.bench import plot_layers
+    from edgessl.targets.catalogue import TargetError, resolve
+    from edgessl.targets.report import print_bench
+
+    try:
+        b = resolve(target, board, catalogue)
+        tflite = _int8_model(model, None)
+    except (TargetError, ValueError, FileNotFoundError) as err:
+        _fail(str(err))
+    runtimes = [*_host_runtimes(model, tflite), LiteRTRuntime(tflite, reference_kernels=False, name="litert-int8"), TFLMRuntime(tflite)]
+    report = run_bench(tflite, b, runtimes, runs)
+    print_bench(report, Console())
+    folder = out or tflite.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "bench.json").write_text(json.dumps(report.to_dict(), indent=2))
+    typer.echo(f"wrote {folder / 'bench.json'} and {plot_layers(report, folder / 'bench.png')}")
+
+
+def _host_runtimes(model: Path, tflite: Path) -> list:
+    """PyTorch and onnxruntime need the checkpoint and the ONNX files exported beside the .tflite."""
+    if model.suffix == ".tflite":
+        return []
+    from edgessl.deploy.pipeline import load_bundle
+    from edgessl.runtimes.onnxrt import OnnxRuntime
+    from edgessl.runtimes.torch_rt import TorchRuntime
+
+    rts: list = [TorchRuntime(load_bundle(model).model)]
+    for name in ("model_fp32.onnx", "model_int8.onnx"):
+        if (tflite.parent / name).is_file():
+            rts.append(OnnxRuntime(tflite.parent / name, "onnxruntime-" + name.split("_")[1].split(".")[0]))
+    return rts
+
+
+@app.command()
+def targets(catalogue: Annotated[Optional[Path], typer.Option()] = None) -> None:
+    """List CPU families and boards with clock, flash and SRAM."""
+    from edgessl.targets.catalogue import load_catalogue
+
+    cat = load_catalogue(catalogue)
+    for name, b in sorted(cat["boards"].items()):
+        default = " (default)" if cat["families"][b["family"]]["default_board"] == name else ""
+        typer.echo(f"{name:20s} {b['family']:11s} {b['clock_mhz']:>4} MHz  flash {b['flash'] // 1024:>5} KiB  SRAM {b['sram'] // 1024:>5} KiB{default}")
+
+
 def main() -> None:
     app()
 

@@ -51,18 +51,31 @@ def train_linear(feats: torch.Tensor, labels: torch.Tensor, classes: int, epochs
     return head
 
 
-def fold_standardisation(head: nn.Linear, mean: torch.Tensor, std: torch.Tensor) -> nn.Linear:
-    """W (x - m) / s + b  ->  (W / s) x + (b - W m / s): the deployable head takes raw pooled features."""
-    folded = nn.Linear(head.in_features, head.out_features)
-    with torch.no_grad():
-        folded.weight.copy_(head.weight / std)
-        folded.bias.copy_(head.bias - (head.weight / std) @ mean)
-    return folded
+class ProbeHead(nn.Module):
+    """Standardise pooled features, then a linear layer. Kept as two ops on purpose: folding 1/std into
+    the weights blows up the weights of low-variance features and ruins their int8 per-channel scale."""
+
+    def __init__(self, features: int, classes: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(features))
+        self.register_buffer("inv_std", torch.ones(features))
+        self.linear = nn.Linear(features, classes)
+
+    @classmethod
+    def from_linear(cls, linear: nn.Linear, mean: torch.Tensor, std: torch.Tensor) -> ProbeHead:
+        head = cls(linear.in_features, linear.out_features)
+        head.mean.copy_(mean)
+        head.inv_std.copy_(1 / std)
+        head.linear.load_state_dict(linear.state_dict())
+        return head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear((x - self.mean) * self.inv_std)
 
 
 def linear_probe(
     encoder: nn.Module, train: ImageArrays, test: ImageArrays, fraction: float, epochs: int = 100, seed: int = 0, device: str = "cpu"
-) -> tuple[ProbeResult, nn.Linear, np.ndarray]:
+) -> tuple[ProbeResult, ProbeHead, np.ndarray]:
     """Returns the result, the classifier on raw pooled features, and the labelled indices used."""
     if not train.labelled or not test.labelled:
         raise ValueError("the linear probe needs labels in both splits (class sub-folders or .cls entries)")
@@ -73,7 +86,7 @@ def linear_probe(
     y_train = torch.from_numpy(train.labels[indices])
     classes = int(max(train.labels.max(), test.labels.max())) + 1
     head = train_linear((f_train - mean) / std, y_train, classes, epochs, seed)
-    deploy_head = fold_standardisation(head, mean, std)
+    deploy_head = ProbeHead.from_linear(head, mean, std)
     with torch.no_grad():
         pred = deploy_head(f_test).argmax(1).numpy()
     top1 = float((pred == test.labels).mean() * 100)

@@ -63,9 +63,7 @@ class DualCorruptionSSL(nn.Module):
         t = self.teacher.forward_tokens(x).flatten(2).transpose(1, 2)
         return F.layer_norm(t, t.shape[-1:])
 
-    def pretext(
-        self, x: torch.Tensor, mask_ratio: float, rot_ratio: float, gen: torch.Generator | None
-    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    def pretext(self, x: torch.Tensor, mask_ratio: float, rot_ratio: float, gen: torch.Generator | None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         corruption = sample_corruption(x.shape[0], self.tokens, mask_ratio, rot_ratio, self.cfg.num_shifts, x.device, gen)
         grid, dec_in = self._encode(x, corruption)
         out = self.decoder(dec_in, self.loss_cfg.grl_scale)

@@ -35,9 +35,7 @@ def rotation_loss(logits: torch.Tensor, shift_class: torch.Tensor) -> torch.Tens
     return F.cross_entropy(logits.flatten(0, 1), shift_class.flatten(), ignore_index=IGNORE)
 
 
-def disentanglement_loss(
-    rec_probe_logits: torch.Tensor, shift_class: torch.Tensor, rot_probe_logits: torch.Tensor, mask: torch.Tensor
-) -> torch.Tensor:
+def disentanglement_loss(rec_probe_logits: torch.Tensor, shift_class: torch.Tensor, rot_probe_logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Probes behind a GRL: one reads rotation labels from the reconstruction branch, the other the
     mask pattern from the rotation branch. The probes minimise this; the branches, through the
     reversed gradient, maximise it, so each branch sheds the other's information."""

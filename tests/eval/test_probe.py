@@ -2,7 +2,7 @@ import torch
 from torch import nn
 
 from edgessl.data.synthetic import synthetic_split
-from edgessl.eval.probe import fold_standardisation, linear_probe
+from edgessl.eval.probe import ProbeHead, linear_probe
 from edgessl.models import create_encoder
 
 
@@ -13,11 +13,11 @@ def test_probe_on_synthetic_classes_beats_chance_and_uses_the_fraction():
     assert len(indices) == 128 and result.train_images == 128
     assert result.top1 > 50  # 4 classes: chance is 25 %
     assert "label fraction 0.25" in result.protocol()
-    assert head.in_features == 192 and head.out_features == 4
+    assert head.linear.in_features == 192 and head.linear.out_features == 4
 
 
-def test_folded_head_equals_standardise_then_linear():
-    head = nn.Linear(6, 3)
+def test_probe_head_standardises_then_applies_the_linear_layer():
+    linear = nn.Linear(6, 3)
     mean, std = torch.randn(6), torch.rand(6) + 0.5
     x = torch.randn(10, 6)
-    torch.testing.assert_close(fold_standardisation(head, mean, std)(x), head((x - mean) / std), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(ProbeHead.from_linear(linear, mean, std)(x), linear((x - mean) / std), rtol=1e-5, atol=1e-5)

@@ -1,0 +1,60 @@
+"""PyTorch -> TFLite fp32 (litert-torch) -> full-int8 TFLite (ai-edge-quantizer, calibrated on real images)."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from edgessl.deploy.opcheck import check_tflite_model, check_torch_model
+from edgessl.deploy.tflite_graph import inline_buffers
+
+
+def export_tflite_fp32(model: torch.nn.Module, path: Path, image_size: int) -> Path:
+    import litert_torch
+
+    check_torch_model(model)
+    example = torch.rand(1, image_size, image_size, 3) * 255  # batch 1: MCU inference is one image at a time
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        edge = litert_torch.convert(model.eval(), (example,))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    edge.export(str(path))
+    return path
+
+
+def calibration_inputs(images: np.ndarray, count: int = 256, seed: int = 0) -> list[np.ndarray]:
+    """A seeded random subset of real (training) images, one per calibration sample."""
+    rng = np.random.default_rng(seed)
+    pick = images[rng.choice(len(images), size=min(count, len(images)), replace=False)].astype(np.float32)
+    return [x[None] for x in pick]
+
+
+def _pin_input_range(qsvs: dict, input_tensor: str) -> None:
+    """The input is raw pixels: pin its range to exactly [0, 255] (scale 1, zero point -128, so firmware
+    feeds `pixel - 128`). The calibrator's moving-average min/max would otherwise clip bright pixels."""
+    if input_tensor in qsvs:
+        old = qsvs[input_tensor]
+        qsvs[input_tensor] = {"min": np.zeros_like(old["min"]), "max": np.full_like(old["max"], 255.0)}
+
+
+def quantize_tflite_int8(fp32_path: Path, calibration: list[np.ndarray], path: Path) -> Path:
+    """Static int8 weights (per channel) and activations, int8 input and output tensors."""
+    from ai_edge_litert.interpreter import Interpreter
+    from ai_edge_quantizer import quantizer, recipe
+
+    interp = Interpreter(str(fp32_path))
+    signature = interp.get_signature_list()
+    key = next(iter(signature))
+    input_name = signature[key]["inputs"][0]
+    q = quantizer.Quantizer(str(fp32_path))
+    q.load_quantization_recipe(recipe.static_wi8_ai8())
+    qsvs = q.calibrate({key: [{input_name: x} for x in calibration]})
+    _pin_input_range(qsvs, interp.get_input_details()[0]["name"])
+    result = q.quantize(qsvs, enable_progress_bar=False, enable_progress_report=False)
+    result.export_model(str(path), overwrite=True)
+    inline_buffers(path)
+    check_tflite_model(path)
+    return path

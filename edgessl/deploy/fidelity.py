@@ -1,0 +1,94 @@
+"""Fidelity report: top-1 of every runtime on real test images, argmax agreement, and per-layer
+cosine / RMSE of int8 against fp32 activations, so a user sees where accuracy is lost."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgessl.runtimes import Runtime
+from edgessl.runtimes.litert import all_tensors
+
+
+class FidelityError(RuntimeError):
+    """int8 accuracy fell further below fp32 than allowed; the message holds the table."""
+
+
+@dataclass
+class FidelityReport:
+    test_images: int
+    top1: dict[str, float]
+    agreement_with_fp32: dict[str, float]
+    versions: dict[str, str]
+    layers: list[dict] = field(default_factory=list)
+
+    def table(self) -> str:
+        lines = [f"| runtime | top-1 % on {self.test_images} test images | argmax agreement with fp32 % | version |", "|---|---|---|---|"]
+        for name, top1 in self.top1.items():
+            lines.append(f"| {name} | {top1:.2f} | {self.agreement_with_fp32[name]:.2f} | {self.versions[name]} |")
+        return "\n".join(lines)
+
+    def layer_table(self, worst: int = 10) -> str:
+        lines = ["| layer output (int8 vs fp32 TFLite) | op | cosine | RMSE |", "|---|---|---|---|"]
+        for row in sorted(self.layers, key=lambda r: r["cosine"])[:worst]:
+            lines.append(f"| {row['tensor'][-70:]} | {row['op']} | {row['cosine']:.4f} | {row['rmse']:.4f} |")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return {
+            "test_images": self.test_images,
+            "top1": self.top1,
+            "agreement_with_fp32": self.agreement_with_fp32,
+            "versions": self.versions,
+            "layers": self.layers,
+        }
+
+
+def evaluate_runtimes(runtimes: list[Runtime], images: np.ndarray, labels: np.ndarray, reference: str) -> FidelityReport:
+    preds = {rt.name: rt.run(images).argmax(1) for rt in runtimes}
+    top1 = {k: float((p == labels).mean() * 100) for k, p in preds.items()}
+    agree = {k: float((p == preds[reference]).mean() * 100) for k, p in preds.items()}
+    return FidelityReport(len(labels), top1, agree, {rt.name: rt.version() for rt in runtimes})
+
+
+def layer_errors(fp32_tflite: Path, int8_tflite: Path, images: np.ndarray) -> list[dict]:
+    """Per op output in the int8 graph: cosine similarity and RMSE against the same tensor of the fp32 graph."""
+    from edgessl.deploy.tflite_graph import TFLiteGraph
+
+    graph = TFLiteGraph.load(int8_tflite)
+    sums: dict[str, list[float]] = {}
+    for img in images:
+        ref, q = all_tensors(fp32_tflite, img), all_tensors(int8_tflite, img)
+        for op in graph.ops:
+            name = op.output_name
+            if name in ref and name in q and ref[name].shape == q[name].shape:
+                a, b = ref[name].ravel().astype(np.float64), q[name].ravel().astype(np.float64)
+                cos = float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12))
+                rmse = float(np.sqrt(np.mean((a - b) ** 2)))
+                sums.setdefault(f"{op.index}|{op.name}|{name}", []).append((cos, rmse))
+    rows = []
+    for key, vals in sums.items():
+        idx, op, tensor = key.split("|", 2)
+        rows.append(
+            {
+                "op_index": int(idx),
+                "op": op,
+                "tensor": tensor,
+                "cosine": float(np.mean([v[0] for v in vals])),
+                "rmse": float(np.mean([v[1] for v in vals])),
+            }
+        )
+    return sorted(rows, key=lambda r: r["op_index"])
+
+
+def check_drop(report: FidelityReport, reference: str, max_drop: float) -> None:
+    worst = {k: report.top1[reference] - v for k, v in report.top1.items() if k != reference}
+    failing = {k: d for k, d in worst.items() if d > max_drop}
+    if failing:
+        names = ", ".join(f"{k} (-{d:.2f} points)" for k, d in failing.items())
+        raise FidelityError(
+            f"int8 accuracy dropped more than {max_drop} points below {reference}: {names}\n\n{report.table()}\n\n"
+            f"Where it is lost (lowest cosine first):\n{report.layer_table()}"
+        )

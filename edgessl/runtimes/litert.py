@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edgessl.runtimes import dequantize_output, package_version, quantize_input
+
+
+def _interpreter(path: Path, reference_kernels: bool, preserve: bool = False):
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    resolver = OpResolverType.BUILTIN_REF if reference_kernels else OpResolverType.AUTO
+    return Interpreter(str(path), experimental_op_resolver_type=resolver, experimental_preserve_all_tensors=preserve, num_threads=1)
+
+
+class LiteRTRuntime:
+    """LiteRT (TFLite) interpreter. Reference kernels by default: they match TFLite Micro's arithmetic."""
+
+    def __init__(self, path: Path, reference_kernels: bool = True, name: str = "litert") -> None:
+        self.interp = _interpreter(path, reference_kernels)
+        self.interp.allocate_tensors()
+        self.inp = self.interp.get_input_details()[0]
+        self.out = self.interp.get_output_details()[0]
+        self.name = name
+
+    def run(self, images: np.ndarray) -> np.ndarray:
+        results = []
+        for img in images:
+            x = img[None].astype(np.float32)
+            if self.inp["dtype"] != np.float32:
+                scale, zp = self.inp["quantization"]
+                x = quantize_input(x, scale, zp, self.inp["dtype"])
+            self.interp.set_tensor(self.inp["index"], x)
+            self.interp.invoke()
+            y = self.interp.get_tensor(self.out["index"])
+            results.append(dequantize_output(y, *self.out["quantization"]) if y.dtype != np.float32 else y)
+        return np.concatenate(results)
+
+    def version(self) -> str:
+        return f"ai-edge-litert {package_version('ai-edge-litert')}"
+
+
+def all_tensors(path: Path, image: np.ndarray) -> dict[str, np.ndarray]:
+    """Every intermediate tensor (dequantised to float) for one image, keyed by tensor name."""
+    interp = _interpreter(path, reference_kernels=True, preserve=True)
+    interp.allocate_tensors()
+    inp = interp.get_input_details()[0]
+    x = image[None].astype(np.float32)
+    if inp["dtype"] != np.float32:
+        x = quantize_input(x, *inp["quantization"], inp["dtype"])
+    interp.set_tensor(inp["index"], x)
+    interp.invoke()
+    out = {}
+    for d in interp.get_tensor_details():
+        try:
+            v = interp.get_tensor(d["index"])
+        except ValueError:
+            continue
+        scale, zp = d["quantization"]
+        out[d["name"]] = (v.astype(np.float32) - zp) * scale if scale else v.astype(np.float32)
+    return out

@@ -1,0 +1,69 @@
+"""The real TFLite Micro interpreter (the `tflite-micro` package runs its C++ on the host)."""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from edgessl.runtimes import dequantize_output, package_version, quantize_input
+
+DEFAULT_ARENA = 2 * 1024 * 1024
+
+
+class TFLMRuntime:
+    name = "tflite-micro"
+
+    def __init__(self, path: Path, arena_size: int = DEFAULT_ARENA) -> None:
+        from tflite_micro.python.tflite_micro import runtime
+
+        self.interp = runtime.Interpreter.from_file(str(path), arena_size=arena_size)
+        self.inp = self.interp.get_input_details(0)
+        self.out = self.interp.get_output_details(0)
+
+    def run(self, images: np.ndarray) -> np.ndarray:
+        scale, zp = self.inp["quantization_parameters"]["scales"][0], self.inp["quantization_parameters"]["zero_points"][0]
+        oscale, ozp = self.out["quantization_parameters"]["scales"][0], self.out["quantization_parameters"]["zero_points"][0]
+        results = []
+        for img in images:
+            self.interp.set_input(quantize_input(img[None], scale, zp, self.inp["dtype"]), 0)
+            self.interp.invoke()
+            results.append(dequantize_output(self.interp.get_output(0), oscale, ozp))
+        return np.concatenate(results)
+
+    def version(self) -> str:
+        return f"tflite-micro {package_version('tflite-micro')}"
+
+    def arena_report(self) -> dict[str, int]:
+        """Arena bytes as TFLite Micro's RecordingMicroAllocator reports them (printed from C++ on fd 2)."""
+        with tempfile.TemporaryFile() as capture:
+            saved = os.dup(2)
+            os.dup2(capture.fileno(), 2)
+            try:
+                self.interp.print_allocations()
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+            capture.seek(0)
+            text = capture.read().decode(errors="replace")
+        found = dict(re.findall(r"Arena allocation (total|head|tail) (\d+) bytes", text))
+        if "total" not in found:
+            raise RuntimeError(f"could not read the arena size from TFLite Micro's report:\n{text[:500]}")
+        return {k: int(v) for k, v in found.items()}
+
+
+def measure_arena(path: Path) -> dict[str, int]:
+    """Recorded arena use, confirmed by bisection: the smallest arena_size that still allocates and runs."""
+    recorded = TFLMRuntime(path).arena_report()
+    lo, hi = 1024, recorded["total"] + 16 * 1024
+    while hi - lo > 256:
+        mid = (lo + hi) // 2
+        try:
+            TFLMRuntime(path, arena_size=mid)
+            hi = mid
+        except RuntimeError:
+            lo = mid
+    return {**recorded, "minimum_arena_size": hi}

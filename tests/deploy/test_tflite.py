@@ -1,0 +1,28 @@
+import numpy as np
+
+from edgessl.deploy.tflite_graph import TFLiteGraph
+from edgessl.runtimes.litert import LiteRTRuntime
+from edgessl.runtimes.tflm import TFLMRuntime, measure_arena
+
+
+def test_int8_model_has_int8_nhwc_io_and_inline_weights(int8_model):
+    graph = TFLiteGraph.load(int8_model)
+    inp, out = graph.tensors[graph.inputs[0]], graph.tensors[graph.outputs[0]]
+    assert inp.dtype == "INT8" and inp.shape == (1, 32, 32, 3) and out.dtype == "INT8"
+    assert abs(inp.scale - 1.0) < 0.01 and inp.zero_point == -128  # firmware feeds pixel - 128
+    assert {op.name for op in graph.ops} >= {"CONV_2D", "DEPTHWISE_CONV_2D", "BATCH_MATMUL", "SOFTMAX", "FULLY_CONNECTED"}
+
+
+def test_litert_and_tflite_micro_run_it_and_agree(int8_model):
+    images = np.random.default_rng(1).integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
+    a = LiteRTRuntime(int8_model).run(images)
+    b = TFLMRuntime(int8_model).run(images)
+    assert a.shape == b.shape == (6, 10)
+    assert (a.argmax(1) == b.argmax(1)).mean() >= 0.8
+    assert np.abs(a - b).max() <= 0.1 * np.abs(a).max() + 1e-6
+
+
+def test_arena_is_measured_and_confirmed_by_bisection(int8_model):
+    arena = measure_arena(int8_model)
+    assert 50_000 < arena["total"] < 600_000  # weights are in flash, not in the arena
+    assert arena["minimum_arena_size"] <= arena["total"] + 16 * 1024
