@@ -13,3 +13,6 @@ def _isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep the array cache per test and the thread count small: tests run beside long benchmarks."""
     monkeypatch.setenv("EDGESSL_CACHE", str(tmp_path / "cache"))
     torch.set_num_threads(1)
+
+
+pytest_plugins = ["tests.deploy_fixtures"]

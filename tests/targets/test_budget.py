@@ -1,0 +1,29 @@
+import json
+
+from typer.testing import CliRunner
+
+from edgessl.cli import app
+from edgessl.targets.budget import budget
+from edgessl.targets.catalogue import resolve
+
+runner = CliRunner()
+
+
+def test_budget_measures_the_arena_and_bounds_it_by_tensor_lifetimes(int8_model):
+    report = budget(int8_model, resolve("cortex-m7"))
+    assert report.arena["head"] >= report.arena_lower_bound * 0.9  # the planner cannot beat true liveness by much
+    assert report.arena["head"] <= 1.25 * report.arena_lower_bound
+    assert any("measured" in line.how for line in report.sram_lines) and any(line.how == "estimated" for line in report.flash_lines)
+    d = report.to_dict()
+    assert {"schema_version", "flash_total", "sram_total", "fits", "layers", "arena_explanation"} <= d.keys()
+    assert sum(layer["macs"] for layer in d["layers"]) > 20e6
+
+
+def test_cli_exit_codes_follow_the_fit(int8_model, tmp_path):
+    fits = runner.invoke(app, ["budget", str(int8_model), "--target", "cortex-m7", "--board", "stm32h743", "--json", str(tmp_path / "h7.json")])
+    assert fits.exit_code == 0, fits.output
+    assert json.loads((tmp_path / "h7.json").read_text())["fits"] is True
+    too_big = runner.invoke(app, ["budget", str(int8_model), "--target", "cortex-m7", "--board", "stm32f746"])
+    assert too_big.exit_code == 1 and "DOES NOT FIT" in too_big.output
+    unknown = runner.invoke(app, ["budget", str(int8_model), "--target", "cortex-m99"])
+    assert unknown.exit_code == 2

@@ -1,0 +1,45 @@
+"""The whole product path on synthetic data, through the CLI: pretrain -> probe -> QAT -> export -> budget."""
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from edgessl.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+
+
+def _ok(args: list[str]) -> str:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_pretrain_probe_qat_export_budget(tmp_path):
+    run = tmp_path / "run"
+    _ok(["pretrain", "--recipe", str(ROOT / "recipes" / "smoke.yaml"), "--out", str(run)])
+    assert (run / "encoder.pt").is_file() and (run / "probe.pt").is_file()
+    out = _ok(["finetune", "--checkpoint", str(run), "--qat", "--epochs", "1"])
+    assert "fake-quant (NNCF)" in out and (run / "classifier.pt").is_file()
+    # The smoke encoder sees 16 steps of synthetic data: int8 accuracy is not the point here, the path is.
+    out = _ok(["export", "--checkpoint", str(run / "classifier.pt"), "--format", "c", "--max-drop", "100", "--out", str(tmp_path / "fw")])
+    assert "tflite-int8-tflm" in out and "arena (measured)" in out
+    fw = tmp_path / "fw"
+    for name in ("model_int8.tflite", "model_int8.onnx", "edgessl_model.c", "edgessl_model.h", "fidelity.json", "model_int8.tflite.json"):
+        assert (fw / name).is_file(), name
+    meta = json.loads((fw / "model_int8.tflite.json").read_text())
+    assert meta["stage"] == "qat" and meta["label_fraction"] == 0.2 and "tflite-micro" in meta["tools"]
+    fidelity = json.loads((fw / "fidelity.json").read_text())
+    assert set(fidelity["top1"]) == {"pytorch-fp32", "onnx-int8", "tflite-int8-litert", "tflite-int8-tflm"} and fidelity["layers"]
+    _ok(["budget", str(fw / "model_int8.tflite"), "--target", "cortex-m7", "--json", str(tmp_path / "budget.json")])
+    assert json.loads((tmp_path / "budget.json").read_text())["fits"] is True
+
+
+def test_int8_drop_over_the_bound_fails_the_export_with_the_table(tmp_path):
+    run = tmp_path / "run"
+    _ok(["pretrain", "--recipe", str(ROOT / "recipes" / "smoke.yaml"), "--out", str(run), "optim.epochs=1"])
+    result = runner.invoke(app, ["export", "--checkpoint", str(run), "--format", "tflite", "--int8", "--max-drop", "-1", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2
+    assert "dropped more than -1.0 points" in result.output and "| tflite-int8-tflm |" in result.output
