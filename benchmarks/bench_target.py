@@ -1,0 +1,116 @@
+"""Budget and latency of the int8 probe classifier on a microcontroller family, plus the MLPerf Tiny
+ResNet-8 calibration of the latency model.
+
+    python benchmarks/bench_target.py --run runs/ssl_protocol_cifar10 --target cortex-m7
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import command_line, environment, write_results
+
+from edgessl.deploy.classifier import fold_batchnorm
+from edgessl.deploy.exporters.tflite import calibration_inputs, export_tflite_fp32, quantize_tflite_int8
+from edgessl.deploy.pipeline import load_bundle
+from edgessl.deploy.tflite_graph import TFLiteGraph
+from edgessl.runtimes.litert import LiteRTRuntime
+from edgessl.runtimes.onnxrt import OnnxRuntime
+from edgessl.runtimes.tflm import TFLMRuntime
+from edgessl.runtimes.torch_rt import TorchRuntime
+from edgessl.targets.bench import bench, plot_layers
+from edgessl.targets.budget import budget
+from edgessl.targets.catalogue import resolve
+from edgessl.targets.latency import estimate_latency, total_ms
+from edgessl.targets.resnet8 import PUBLISHED_MS, ResNet8
+
+
+def resnet8_estimates() -> dict[str, float]:
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = export_tflite_fp32(fold_batchnorm(ResNet8().eval()), Path(tmp) / "r8.tflite", 32)
+        images = np.random.default_rng(0).integers(0, 256, (32, 32, 32, 3), dtype=np.uint8)
+        graph = TFLiteGraph.load(quantize_tflite_int8(fp32, calibration_inputs(images, 32), Path(tmp) / "r8_int8.tflite"))
+        return {b: round(total_ms(estimate_latency(graph, resolve(b))), 2) for b in PUBLISHED_MS}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", type=Path, required=True, help="run folder holding export/model_int8.tflite (benchmarks/deploy.py)")
+    p.add_argument("--target", default="cortex-m7")
+    p.add_argument("--runs", type=int, default=50)
+    args = p.parse_args()
+    export = args.run / "export"
+    tflite = export / "model_int8.tflite"
+    board = resolve(args.target)
+    fits = {}
+    for name in ("stm32h743", "stm32f746"):
+        report = budget(tflite, resolve(args.target, name))
+        fits[name] = {
+            "fits": report.fits,
+            "flash_total": report.flash_total,
+            "flash_limit": report.flash_limit,
+            "sram_total": report.sram_total,
+            "sram_limit": report.sram_limit,
+        }
+    main_budget = budget(tflite, board)
+    bundle = load_bundle(args.run / "classifier.pt")
+    runtimes = [TorchRuntime(bundle.model), OnnxRuntime(export / "model_fp32.onnx", "onnxruntime-fp32"), OnnxRuntime(export / "model_int8.onnx", "onnxruntime-int8"),
+                LiteRTRuntime(tflite, reference_kernels=False, name="litert-int8"), TFLMRuntime(tflite)]  # fmt: skip
+    timing = bench(tflite, board, runtimes, args.runs)
+    png = plot_layers(timing, Path(__file__).parent / "results" / f"bench_{args.target}.png")
+    r8 = resnet8_estimates()
+    summary = {
+        "board": board.name,
+        "flash_bytes": main_budget.flash_total,
+        "model_bytes": main_budget.flash_lines[0].bytes,
+        "tflm_arena_bytes": main_budget.arena["minimum_arena_size"],
+        "arena_lower_bound_bytes": main_budget.arena_lower_bound,
+        "arena_head_over_lower_bound": round(main_budget.arena["head"] / main_budget.arena_lower_bound, 3),
+        "sram_bytes": main_budget.sram_total,
+        "estimated_latency_ms": round(timing.estimated_ms, 2),
+        "fits_stm32h743": fits["stm32h743"]["fits"],
+        "fits_stm32f746": fits["stm32f746"]["fits"],
+        "resnet8_estimated_ms_stm32h7a3": r8["stm32h7a3"],
+        "resnet8_estimated_ms_stm32f746": r8["stm32f746"],
+    }
+    env = environment()
+    payload = {"summary": summary, "budget": main_budget.to_dict(), "fits": fits, "bench": timing.to_dict(), "resnet8_published_ms": PUBLISHED_MS,
+               "environment": env, "command": command_line()}  # fmt: skip
+    host = "\n".join(f"| {h.runtime} | {h.median_ms:.2f} | {h.p90_ms:.2f} | {h.version} |" for h in timing.host)
+    lines = "\n".join(f"| {ln.item} | {ln.bytes:,} | {ln.how} |" for ln in main_budget.flash_lines + main_budget.sram_lines)
+    md = f"""# Budget and latency on {args.target} ({board.name} @ {board.clock_mhz:g} MHz)
+
+Reproduce: `{command_line()}` (after `benchmarks/deploy.py`). {env["date"]}, host {env["platform"]}.
+
+| item | bytes | how obtained |
+|---|---|---|
+{lines}
+
+Fits STM32H743: {fits["stm32h743"]["fits"]} (flash {fits["stm32h743"]["flash_total"]:,} / {fits["stm32h743"]["flash_limit"]:,});
+fits STM32F746: {fits["stm32f746"]["fits"]} (flash {fits["stm32f746"]["flash_total"]:,} / {fits["stm32f746"]["flash_limit"]:,}).
+
+{main_budget.arena_explanation()}
+
+| host runtime (measured, batch 1) | median ms | p90 ms | version |
+|---|---|---|---|
+{host}
+
+Estimated on {board.name}: **{timing.estimated_ms:.1f} ms** per image (analytic per-layer model, see `edgessl/targets/catalogue.yaml`).
+Calibration, MLPerf Tiny ResNet-8 exported by edgessl: estimated {r8["stm32h7a3"]} ms on STM32H7A3 (published {PUBLISHED_MS["stm32h7a3"][0]}-{PUBLISHED_MS["stm32h7a3"][1]} ms),
+{r8["stm32f746"]} ms on STM32F746 (published {PUBLISHED_MS["stm32f746"][0]}-{PUBLISHED_MS["stm32f746"][1]} ms).
+
+Per-layer chart: `{png.name}`.
+"""
+    write_results(f"bench_{args.target}", payload, md)
+
+
+if __name__ == "__main__":
+    main()
