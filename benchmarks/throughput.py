@@ -115,8 +115,7 @@ def main() -> None:
         "",
         f"Reproduce: `{command_line()}`",
         "",
-        f"Measured on {env['device']} ({env['cpu_threads']} threads), torch {env['torch']}, batch {args.batch}, "
-        f"median of {args.repeats} interleaved repeats, {env['date']}.",
+        f"Measured on {env['device']} ({env['cpu_threads']} threads), torch {env['torch']}, batch {args.batch}, median of {args.repeats} interleaved repeats, {env['date']}.",
         "",
         "| step | ms / step | img/s | vs supervised |",
         "|---|---|---|---|",

@@ -89,6 +89,5 @@ def check_drop(report: FidelityReport, reference: str, max_drop: float) -> None:
     if failing:
         names = ", ".join(f"{k} (-{d:.2f} points)" for k, d in failing.items())
         raise FidelityError(
-            f"int8 accuracy dropped more than {max_drop} points below {reference}: {names}\n\n{report.table()}\n\n"
-            f"Where it is lost (lowest cosine first):\n{report.layer_table()}"
+            f"int8 accuracy dropped more than {max_drop} points below {reference}: {names}\n\n{report.table()}\n\nWhere it is lost (lowest cosine first):\n{report.layer_table()}"
         )

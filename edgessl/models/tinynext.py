@@ -153,9 +153,7 @@ class TinyNeXt(nn.Module):
         self.stage2 = nn.Sequential(*[InvertedResidual(w[0] if i == 0 else w[1], w[1], s[3] if i == 0 else 1, config.expand) for i in range(d[1])])
         self.stage3_down = nn.Sequential(conv_bn(w[1], w[1], 3, s[4], groups=w[1], act=False), conv_bn(w[1], w[2], 1))
         self.stage3 = nn.Sequential(*[AttentionBlock(w[2], config.mlp_ratio) for _ in range(d[2])])
-        self.stage4 = nn.Sequential(
-            *[InvertedResidual(w[2] if i == 0 else w[3], w[3], s[5] if i == 0 else 1, config.se_expand, config.se_reduction) for i in range(d[3])]
-        )
+        self.stage4 = nn.Sequential(*[InvertedResidual(w[2] if i == 0 else w[3], w[3], s[5] if i == 0 else 1, config.se_expand, config.se_reduction) for i in range(d[3])])
         self.total_stride = s[0] * s[1] * s[2] * s[3] * s[4] * s[5]
         self.feature_dim = w[3]
         self.token_dim = w[2]

@@ -19,9 +19,7 @@ class Corruption:
         return self.shift_class > 0
 
 
-def sample_corruption(
-    batch: int, tokens: int, mask_ratio: float, rot_ratio: float, num_shifts: int, device: torch.device, gen: torch.Generator | None = None
-) -> Corruption:
+def sample_corruption(batch: int, tokens: int, mask_ratio: float, rot_ratio: float, num_shifts: int, device: torch.device, gen: torch.Generator | None = None) -> Corruption:
     """Per sample, a random permutation: the first n_m tokens are masked, the next n_r rolled (M ∩ R = ∅)."""
     n_mask = round(mask_ratio * tokens)
     n_rot = min(round(rot_ratio * tokens), tokens - n_mask)

@@ -87,8 +87,7 @@ def budget(model: Path, board: Board) -> BudgetReport:
         Line("stack margin", STACK_MARGIN_BYTES, "estimated"),
     ]
     layers = [
-        {"index": s.index, "op": s.op, "output_shape": list(s.output_shape), "weight_bytes": s.weight_bytes, "live_activation_bytes": s.live_bytes, "macs": s.macs}
-        for s in stats
+        {"index": s.index, "op": s.op, "output_shape": list(s.output_shape), "weight_bytes": s.weight_bytes, "live_activation_bytes": s.live_bytes, "macs": s.macs} for s in stats
     ]
     tools = {"tflite-micro": package_version("tflite-micro"), "edgessl": package_version("edgessl")}
     return BudgetReport(str(model), board.name, board.family, flash, sram, board.flash, board.sram, arena, peak_activation_bytes(stats), layers, tools)

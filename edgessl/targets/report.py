@@ -19,9 +19,7 @@ def print_budget(report: BudgetReport, console: Console, layers: int = 0) -> Non
         for col in ("#", "op", "output", "weights", "live activations", "MACs"):
             t.add_column(col, justify="right")
         for row in sorted(report.layers, key=lambda r: -r["live_activation_bytes"])[:layers]:
-            t.add_row(
-                str(row["index"]), row["op"], "x".join(map(str, row["output_shape"])), f"{row['weight_bytes']:,}", f"{row['live_activation_bytes']:,}", f"{row['macs']:,}"
-            )
+            t.add_row(str(row["index"]), row["op"], "x".join(map(str, row["output_shape"])), f"{row['weight_bytes']:,}", f"{row['live_activation_bytes']:,}", f"{row['macs']:,}")
         console.print(t)
     for title, lines, total, limit in (
         ("flash", report.flash_lines, report.flash_total, report.flash_limit),
