@@ -48,8 +48,6 @@ def pretrain(
 
 
 def _probe(checkpoint: Path, data: str, fraction: float, epochs: int, seed: int, out_dir: Path) -> None:
-    import torch
-
     from edgessl.data.cache import load_split
     from edgessl.data.splits import save_indices
     from edgessl.eval.features import load_encoder
@@ -58,10 +56,10 @@ def _probe(checkpoint: Path, data: str, fraction: float, epochs: int, seed: int,
 
     encoder, payload = load_encoder(checkpoint)
     train = load_split(data, "train", payload["image_size"])
-    test = load_split(data, "test", payload["image_size"])
     if not train.labelled:
         typer.echo("data has no labels: skipping the linear probe")
         return
+    test = load_split(data, "test", payload["image_size"])
     result, head, indices = linear_probe(encoder, train, test, fraction, epochs, seed)
     typer.echo(result.protocol())
     typer.echo(f"linear probe top-1: {result.top1:.2f} %")
@@ -71,13 +69,13 @@ def _probe(checkpoint: Path, data: str, fraction: float, epochs: int, seed: int,
             "kind": "edgessl-probe",
             "head": head.state_dict(),
             "classes": train.classes,
-            "encoder_checkpoint": str(checkpoint),
+            "encoder_checkpoint": str(Path(checkpoint).resolve()),
+            "data": data,
             "result": result.to_dict(),
         },
         out_dir / "probe.pt",
     )
     (out_dir / "probe.json").write_text(json.dumps(result.to_dict(), indent=2))
-    del torch
 
 
 @app.command()

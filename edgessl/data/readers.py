@@ -124,7 +124,10 @@ def read_webdataset(root: Path, split: str, size: int | None) -> ImageArrays:
 
 
 def read_image_folder(root: Path, split: str, size: int | None) -> ImageArrays:
-    base = root / split if (root / split).is_dir() else root
+    found = [root / name for name in SPLIT_ALIASES.get(split, (split,)) if (root / name).is_dir()]
+    if not found and split != "train":
+        raise DataError(f"no {split!r} split in {root}: add a {split}/ (or val/) folder with class sub-folders")
+    base = found[0] if found else root
     files = sorted(p for p in base.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     dirs = sorted({p.parent.relative_to(base).parts[0] for p in files if p.parent != base})
     labelled = bool(dirs) and all(p.parent != base for p in files)

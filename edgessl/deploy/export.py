@@ -41,8 +41,9 @@ def _max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _verify_fp32(bundle: ClassifierBundle, runtime: object, images: np.ndarray, what: str, tol: float = 1e-3) -> float:
-    diff = _max_abs_diff(TorchRuntime(bundle.model).run(images), runtime.run(images))
-    scale = float(np.abs(TorchRuntime(bundle.model).run(images)).max()) + 1e-6
+    reference = TorchRuntime(bundle.model).run(images)
+    diff = _max_abs_diff(reference, runtime.run(images))
+    scale = float(np.abs(reference).max()) + 1e-6
     if diff / scale > tol:
         raise RuntimeError(f"{what} disagrees with PyTorch: max |diff| {diff:.3g} (relative {diff / scale:.3g} > {tol})")
     return diff
@@ -66,8 +67,7 @@ def build_int8(bundle: ClassifierBundle, out: Path, calibration_count: int = 256
 def fidelity(bundle: ClassifierBundle, paths: dict[str, Path], test_limit: int | None, layer_images: int = 4) -> FidelityReport:
     test = test_split(bundle, test_limit)
     runtimes = [TorchRuntime(bundle.model), OnnxRuntime(paths["onnx_int8"], "onnx-int8"),
-                LiteRTRuntime(paths["tflite_int8"], name="tflite-int8-litert"), TFLMRuntime(paths["tflite_int8"])]  # fmt: skip
-    runtimes[-1].name = "tflite-int8-tflm"
+                LiteRTRuntime(paths["tflite_int8"], name="tflite-int8-litert"), TFLMRuntime(paths["tflite_int8"], name="tflite-int8-tflm")]  # fmt: skip
     report = evaluate_runtimes(runtimes, test.images, test.labels, REFERENCE)
     report.layers = layer_errors(paths["tflite_fp32"], paths["tflite_int8"], test.images[:layer_images])
     return report

@@ -15,11 +15,10 @@ DEFAULT_ARENA = 2 * 1024 * 1024
 
 
 class TFLMRuntime:
-    name = "tflite-micro"
-
-    def __init__(self, path: Path, arena_size: int = DEFAULT_ARENA) -> None:
+    def __init__(self, path: Path, arena_size: int = DEFAULT_ARENA, name: str = "tflite-micro") -> None:
         from tflite_micro.python.tflite_micro import runtime
 
+        self.name = name
         self.interp = runtime.Interpreter.from_file(str(path), arena_size=arena_size)
         self.inp = self.interp.get_input_details(0)
         self.out = self.interp.get_output_details(0)

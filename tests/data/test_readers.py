@@ -60,6 +60,8 @@ def test_image_folder_with_and_without_classes(tmp_path):
     assert labelled.classes == ["cat", "dog"] and labelled.labels.tolist() == [0, 0, 1, 1]
     frames = read_split(tmp_path / "frames", "train")
     assert len(frames) == 3 and not frames.labelled
+    with pytest.raises(DataError, match="no 'test' split"):
+        read_split(tmp_path / "frames", "test")
 
 
 def test_torchvision_cifar10_layout(tmp_path):
