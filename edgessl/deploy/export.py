@@ -36,30 +36,34 @@ class ExportResult:
     arena: dict[str, int] | None = None
 
 
-def _max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.abs(a - b).max())
-
-
 def _verify_fp32(bundle: ClassifierBundle, runtime: object, images: np.ndarray, what: str, tol: float = 1e-3) -> float:
     reference = TorchRuntime(bundle.model).run(images)
-    diff = _max_abs_diff(reference, runtime.run(images))
+    diff = float(np.abs(reference - runtime.run(images)).max())
     scale = float(np.abs(reference).max()) + 1e-6
     if diff / scale > tol:
         raise RuntimeError(f"{what} disagrees with PyTorch: max |diff| {diff:.3g} (relative {diff / scale:.3g} > {tol})")
     return diff
 
 
+def export_fp32(bundle: ClassifierBundle, fmt: str, out: Path, probe_images: np.ndarray) -> Path:
+    """fp32 ONNX or TFLite, checked against PyTorch on real images."""
+    size = bundle.model.image_size
+    if fmt == "onnx":
+        path = export_onnx_fp32(bundle.model, out / "model_fp32.onnx", size)
+        _verify_fp32(bundle, OnnxRuntime(path), probe_images, "ONNX fp32")
+    else:
+        path = export_tflite_fp32(bundle.model, out / "model_fp32.tflite", size)
+        _verify_fp32(bundle, LiteRTRuntime(path, reference_kernels=False), probe_images, "TFLite fp32")
+    return path
+
+
 def build_int8(bundle: ClassifierBundle, out: Path, calibration_count: int = 256) -> dict[str, Path]:
     """fp32 and int8 of both ONNX and TFLite, each fp32 file checked against PyTorch."""
-    size = bundle.model.image_size
     train_images, _ = labelled_subset(bundle)
     calib = calibration_inputs(train_images, calibration_count)
-    probe_images = train_images[:16]
-    paths = {"onnx_fp32": export_onnx_fp32(bundle.model, out / "model_fp32.onnx", size)}
-    _verify_fp32(bundle, OnnxRuntime(paths["onnx_fp32"]), probe_images, "ONNX fp32")
+    paths = {"onnx_fp32": export_fp32(bundle, "onnx", out, train_images[:16])}
     paths["onnx_int8"] = quantize_onnx_int8(paths["onnx_fp32"], calib, out / "model_int8.onnx")
-    paths["tflite_fp32"] = export_tflite_fp32(bundle.model, out / "model_fp32.tflite", size)
-    _verify_fp32(bundle, LiteRTRuntime(paths["tflite_fp32"], reference_kernels=False), probe_images, "TFLite fp32")
+    paths["tflite_fp32"] = export_fp32(bundle, "tflite", out, train_images[:16])
     paths["tflite_int8"] = quantize_tflite_int8(paths["tflite_fp32"], calib, out / "model_int8.tflite")
     return paths
 
@@ -78,14 +82,7 @@ def export(bundle: ClassifierBundle, fmt: str, int8: bool, out: Path, max_drop: 
     result = ExportResult()
     meta = artefact_meta(bundle, {"int8_ranges": QAT_RANGES_NOTE if bundle.stage == "qat" else "calibrated on real training images (min/max)"})
     if not int8 and fmt in ("onnx", "tflite"):
-        size = bundle.model.image_size
-        probe_images = labelled_subset(bundle)[0][:16]
-        if fmt == "onnx":
-            path = export_onnx_fp32(bundle.model, out / "model_fp32.onnx", size)
-            _verify_fp32(bundle, OnnxRuntime(path), probe_images, "ONNX fp32")
-        else:
-            path = export_tflite_fp32(bundle.model, out / "model_fp32.tflite", size)
-            _verify_fp32(bundle, LiteRTRuntime(path, reference_kernels=False), probe_images, "TFLite fp32")
+        path = export_fp32(bundle, fmt, out, labelled_subset(bundle)[0][:16])
         write_metadata(path, meta)
         result.artefacts[f"{fmt}_fp32"] = path
         return result
