@@ -36,6 +36,7 @@ def main() -> None:
     p.add_argument("--data", default="../shared/data/cifar10")
     p.add_argument("--recipe", type=Path, default=Path("recipes/cifar10.yaml"))
     p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--train-limit", type=int, default=0, help="pretrain each variant on this many images (0: all)")
     p.add_argument("--only", nargs="*", help="variant names to run (default: all)")
     p.add_argument("--runs", default="runs/ablation")
     args = p.parse_args()
@@ -44,7 +45,7 @@ def main() -> None:
     for name, overrides in VARIANTS.items():
         if args.only and name not in args.only:
             continue
-        recipe = load_recipe(args.recipe, [f"data.path={args.data}", f"optim.epochs={args.epochs}", *overrides])
+        recipe = load_recipe(args.recipe, [f"data.path={args.data}", f"optim.epochs={args.epochs}", f"data.train_limit={args.train_limit}", *overrides])
         t0 = time.perf_counter()
         result = pretrain(recipe, Path(args.runs) / str(len(rows)))
         wall = time.perf_counter() - t0
@@ -57,11 +58,12 @@ def main() -> None:
     best = max(rows, key=lambda r: r["top1"])
     env = environment()
     md = ["# Dual-corruption ablation", "", f"Reproduce: `{command_line()}`", "",
-          f"Each variant: {args.epochs} epochs of `{args.recipe}` with the overrides shown, then a linear probe with "
+          f"Each variant: {args.epochs} epochs of `{args.recipe}` on {args.train_limit or 'all'} training images with the overrides shown, then a linear probe with "
           f"{load_recipe(args.recipe).probe.label_fraction:.0%} of the labels; {env['device']}, torch {env['torch']}, {env['date']}.", "",
           "| variant | overrides | probe top-1 % | pretrain min |", "|---|---|---|---|"]  # fmt: skip
     md += [f"| {r['variant']} | `{' '.join(r['overrides'])}` | {r['top1']:.2f} | {r['pretrain_wall_s'] / 60:.1f} |" for r in rows]
-    write_results("ablation", {"summary": {"best_variant": best["variant"], "best_top1": best["top1"], "epochs": args.epochs}, "rows": rows,
+    summary = {"best_variant": best["variant"], "best_top1": best["top1"], "epochs": args.epochs, "train_images": args.train_limit or len(train)}
+    write_results("ablation", {"summary": summary, "rows": rows,
                                "environment": env, "command": command_line()}, "\n".join(md) + "\n")  # fmt: skip
 
 

@@ -36,7 +36,7 @@ def dataset_key(data: str) -> str:
     return "tinyimagenet" if "tiny" in Path(data).name.lower() else "cifar10"
 
 
-def run(args: argparse.Namespace) -> dict:
+def run(args: argparse.Namespace, previous: dict) -> dict:
     key = dataset_key(args.data)
     recipe_path = args.recipe or Path(f"recipes/{key}.yaml")
     overrides = [f"data.path={args.data}", f"seed={args.seed}", *args.overrides]
@@ -78,6 +78,8 @@ def run(args: argparse.Namespace) -> dict:
             "wall_s": round(time.perf_counter() - t1, 1),
         }
         print(f"supervised from scratch: {sup_top1:.2f} %", flush=True)
+    elif "supervised_scratch" in previous.get("rows", {}):
+        rows["supervised_scratch"] = previous["rows"]["supervised_scratch"]  # kept: same labels and seed, earlier run
     return {
         "dataset": key,
         "data": args.data,
@@ -138,17 +140,17 @@ def main() -> None:
     p.add_argument("--recipe", type=Path)
     p.add_argument("--epochs", type=int)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--supervised-epochs", type=int, default=30)
+    p.add_argument("--supervised-epochs", type=int, default=30, help="0 keeps the supervised row of an earlier run")
     p.add_argument("--runs", default="runs")
     p.add_argument("--resume", action="store_true")
     p.add_argument("overrides", nargs="*", help="recipe overrides key=value")
     args = p.parse_args()
-    section = run(args)
-    payload = read_results("ssl_protocol")
-    sections = payload.get("datasets", {})
+    previous = read_results("ssl_protocol").get("datasets", {}).get(dataset_key(args.data), {})
+    section = run(args, previous)
+    (Path(args.runs) / f"ssl_protocol_{section['dataset']}" / "section.json").write_text(json.dumps(section, indent=2))
+    sections = read_results("ssl_protocol").get("datasets", {})  # re-read: another data set may have finished meanwhile
     sections[section["dataset"]] = section
     write_results("ssl_protocol", {"summary": summary(sections), "datasets": sections}, markdown(sections))
-
 
 if __name__ == "__main__":
     main()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -23,6 +24,7 @@ def pretrain(
     epochs: Annotated[Optional[int], typer.Option(help="overrides optim.epochs")] = None,
     out: Annotated[Optional[Path], typer.Option(help="run folder (default runs/<recipe name>)")] = None,
     resume: Annotated[bool, typer.Option(help="continue from <out>/last.pt")] = False,
+    device: Annotated[Optional[str], typer.Option(help="cpu, cuda or cuda:N (overrides device); under torchrun each rank takes its LOCAL_RANK GPU")] = None,
     probe: Annotated[bool, typer.Option(help="run the linear probe at the end when the data has labels")] = True,
     overrides: Annotated[Optional[list[str]], typer.Argument(help="recipe overrides, key=value (e.g. optim.lr=1e-3)")] = None,
 ) -> None:
@@ -36,13 +38,18 @@ def pretrain(
         extra.append(f"data.path={data}")
     if epochs is not None:
         extra.append(f"optim.epochs={epochs}")
+    if device is not None:
+        extra.append(f"device={device}")
     try:
         r = load_recipe(recipe, extra)
         out_dir = out or Path("runs") / r.name
         result = run_pretrain(r, out_dir, resume=resume)
     except (DataError, RecipeError, ValueError, FileNotFoundError) as err:
         _fail(str(err))
-    typer.echo(f"pretrained {result.steps} steps in {result.wall_seconds:.0f} s; encoder: {result.encoder_path}")
+    if os.environ.get("RANK", "0") != "0":
+        return  # under torchrun, rank 0 reports and probes
+    world = f" on {result.world_size} processes" if result.world_size > 1 else ""
+    typer.echo(f"pretrained {result.steps} steps{world} in {result.wall_seconds:.0f} s; encoder: {result.encoder_path}")
     if probe:
         _probe(result.encoder_path, r.data.path, r.probe.label_fraction, r.probe.epochs, r.probe.seed, out_dir)
 

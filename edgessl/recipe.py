@@ -19,6 +19,7 @@ class DataConfig:
     path: str = "synthetic"
     image_size: int = 32
     test_split: str = "test"
+    train_limit: int = 0  # > 0: pretrain on a seeded random subset of this many images (quick ablations)
 
 
 @dataclass
@@ -86,7 +87,9 @@ class Recipe:
     name: str = "default"
     encoder: str = "tinynext_t"
     seed: int = 0
-    device: str = "cpu"
+    device: str = "cpu"  # cpu | cuda | cuda:N
+    precision: str = "fp32"  # fp32 | bf16 (autocast)
+    compile: bool = False  # torch.compile the training module
     threads: int = 0  # 0 = torch default
     log_every: int = 20
     checkpoint_every_steps: int = 200

@@ -14,7 +14,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from edgessl.data.augment import MEAN, STD
-from edgessl.models.tinynext import TinyNeXt
+from edgessl.models.tinynext import LeanSingleHeadAttention, TinyNeXt
 
 
 class DeployableClassifier(nn.Module):
@@ -34,17 +34,35 @@ class DeployableClassifier(nn.Module):
         return self.head(self.encoder(x))
 
 
+def batchnorm_as_depthwise(bn: nn.BatchNorm2d) -> nn.Conv2d:
+    """A BatchNorm with no convolution to fold into, as a 1x1 depthwise convolution: in int8 that is one
+    op with per-channel weight scales instead of a SUB, MUL, ADD chain that requantizes three times."""
+    conv = nn.Conv2d(bn.num_features, bn.num_features, 1, groups=bn.num_features, bias=True)
+    scale = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
+    with torch.no_grad():
+        conv.weight.copy_(scale.view(-1, 1, 1, 1))
+        conv.bias.copy_(bn.bias.detach() - bn.running_mean * scale)
+    return conv.eval()
+
+
 def fold_batchnorm(model: nn.Module) -> nn.Module:
-    """Copy of `model` (eval) with every Conv2d -> BatchNorm2d pair inside a Sequential fused."""
+    """Copy of `model` (eval): every Conv2d -> BatchNorm2d pair inside a Sequential fused, every other
+    BatchNorm2d turned into a depthwise 1x1 conv, and the attention scale folded into the query."""
     model = copy.deepcopy(model).eval()
-    for module in model.modules():
-        if not isinstance(module, nn.Sequential):
-            continue
-        children = list(module.named_children())
-        for (name_a, a), (name_b, b) in itertools.pairwise(children):
-            if isinstance(a, nn.Conv2d) and isinstance(b, nn.BatchNorm2d):
-                setattr(module, name_a, fuse_conv_bn_eval(a, b))
-                setattr(module, name_b, nn.Identity())
+    for module in list(model.modules()):
+        if isinstance(module, nn.Sequential):
+            for (name_a, a), (name_b, b) in itertools.pairwise(list(module.named_children())):
+                if isinstance(a, nn.Conv2d) and isinstance(b, nn.BatchNorm2d):
+                    setattr(module, name_a, fuse_conv_bn_eval(a, b))
+                    setattr(module, name_b, nn.Identity())
+    for module in list(model.modules()):
+        for name, child in list(module.named_children()):
+            if isinstance(child, nn.BatchNorm2d):
+                setattr(module, name, batchnorm_as_depthwise(child))
+        if isinstance(module, LeanSingleHeadAttention) and module.scale != 1.0:
+            with torch.no_grad():
+                module.query.weight.mul_(module.scale)
+            module.scale = 1.0
     return model
 
 

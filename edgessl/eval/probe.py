@@ -82,12 +82,18 @@ def linear_probe(
     indices = label_fraction_indices(train.labels, fraction, seed)
     f_train = extract_features(encoder, train.images[indices], device=device)
     f_test = extract_features(encoder, test.images, device=device)
-    mean, std = f_train.mean(0), f_train.std(0) + 1e-6
-    y_train = torch.from_numpy(train.labels[indices])
     classes = int(max(train.labels.max(), test.labels.max())) + 1
-    head = train_linear((f_train - mean) / std, y_train, classes, epochs, seed)
+    top1, head = fit_probe(f_train, train.labels[indices], f_test, test.labels, classes, epochs, seed)
+    return ProbeResult(top1, fraction, len(indices), len(test), epochs, seed), head, indices
+
+
+def fit_probe(
+    f_train: torch.Tensor, y_train: np.ndarray, f_test: torch.Tensor, y_test: np.ndarray, classes: int, epochs: int, seed: int
+) -> tuple[float, ProbeHead]:
+    """Standardise with train statistics, fit the linear layer; returns test top-1 (%) and the head."""
+    mean, std = f_train.mean(0), f_train.std(0) + 1e-6
+    head = train_linear((f_train - mean) / std, torch.from_numpy(y_train), classes, epochs, seed)
     deploy_head = ProbeHead.from_linear(head, mean, std)
     with torch.no_grad():
         pred = deploy_head(f_test).argmax(1).numpy()
-    top1 = float((pred == test.labels).mean() * 100)
-    return ProbeResult(top1, fraction, len(indices), len(test), epochs, seed), deploy_head, indices
+    return float((pred == y_test).mean() * 100), deploy_head

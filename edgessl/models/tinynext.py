@@ -84,7 +84,10 @@ class LeanSingleHeadAttention(nn.Module):
         q = self.query(y).flatten(2).transpose(1, 2)  # B N C
         k = y.flatten(2)  # B C N
         v = self.value(y).flatten(2).transpose(1, 2)  # B N C
-        attn = torch.softmax(torch.bmm(q, k) * self.scale, dim=-1)
+        scores = torch.bmm(q, k)
+        if self.scale != 1.0:  # deployment folds the scale into `query` (one quantized op fewer)
+            scores = scores * self.scale
+        attn = torch.softmax(scores, dim=-1)
         out = torch.bmm(attn, v).transpose(1, 2).reshape(b, c, h, w)
         return self.proj(out)
 

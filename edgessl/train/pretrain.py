@@ -12,16 +12,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
 
 from edgessl.data.augment import AugmentConfig, ssl_view
 from edgessl.data.cache import load_split
 from edgessl.models import create_encoder
-from edgessl.recipe import Recipe
+from edgessl.recipe import Recipe, RecipeError
 from edgessl.ssl.dual_corruption import DualCorruptionSSL
 from edgessl.ssl.scheduler import DynamicCorruptionScheduler
 from edgessl.train.checkpoint import encoder_payload, load, save_atomic
+from edgessl.train.distributed import DistContext, barrier, cleanup, init_distributed, mean_across_ranks, parameter_checksums, shard
 from edgessl.train.progress import Progress
 
+PRECISIONS = ("fp32", "bf16")
 METRIC_KEYS = ("loss", "rec", "rot", "dis", "vic", "rot_acc")
 
 
@@ -33,6 +36,7 @@ class PretrainResult:
     wall_seconds: float
     compute_seconds: float
     data_seconds: float
+    world_size: int = 1
 
 
 def lr_at(step: int, total: int, warmup: int, base: float) -> float:
@@ -42,20 +46,42 @@ def lr_at(step: int, total: int, warmup: int, base: float) -> float:
     return base * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
-def setup_torch(recipe: Recipe) -> torch.device:
+def setup_torch(recipe: Recipe) -> None:
     torch.manual_seed(recipe.seed)
     if recipe.threads > 0:
         torch.set_num_threads(recipe.threads)
-    return torch.device(recipe.device)
+
+
+def training_subset(images: np.ndarray, limit: int, seed: int) -> np.ndarray:
+    if limit <= 0 or limit >= len(images):
+        return images
+    return images[np.sort(np.random.default_rng(seed).choice(len(images), size=limit, replace=False))]
+
+
+def step_generator(seed: int, rank: int, step: int) -> torch.Generator:
+    """Augmentation and corruption randomness as a function of (seed, rank, step): a resumed run draws exactly
+    what the killed one would have, and ranks draw different crops of their different samples."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + rank * 10_007 + step)
+
+
+def wrap_for_training(method: DualCorruptionSSL, recipe: Recipe, ctx: DistContext, device: torch.device) -> torch.nn.Module:
+    model: torch.nn.Module = method
+    if ctx.enabled:
+        model = DistributedDataParallel(method, device_ids=[device.index] if device.type == "cuda" else None)
+    if recipe.compile:
+        model = torch.compile(model)
+    return model
 
 
 class MetricsLog:
     """metrics.csv always; TensorBoard when it is installed."""
 
-    def __init__(self, out: Path, append: bool) -> None:
+    def __init__(self, out: Path, append: bool, after_step: int = 0) -> None:
         self.path = out / "metrics.csv"
         fields = ["step", "epoch", "lr", *METRIC_KEYS, "mask_ratio", "rot_ratio", "lambda_rec", "lambda_rot", "img_per_s"]
         new = not (append and self.path.is_file())
+        if not new:
+            _truncate_after(self.path, after_step)
         self.file = self.path.open("w" if new else "a", newline="")
         self.writer = csv.DictWriter(self.file, fieldnames=fields, extrasaction="ignore")
         if new:
@@ -82,18 +108,37 @@ class MetricsLog:
 
 
 def pretrain(recipe: Recipe, out_dir: Path, resume: bool = False, on_step: Callable[[int], None] | None = None) -> PretrainResult:
-    """Train; `resume` continues from out_dir/last.pt. `on_step(step)` is called after every optimiser step."""
-    device = setup_torch(recipe)
+    """Train; `resume` continues from out_dir/last.pt. `on_step(step)` is called after every optimiser step.
+    Under torchrun every rank calls this; rank 0 alone writes files."""
+    check_runtime(recipe)
+    ctx, device = init_distributed(recipe.device)
+    try:
+        return _train(recipe, out_dir, resume, on_step, ctx, device)
+    finally:
+        cleanup(ctx)
+
+
+def check_runtime(recipe: Recipe) -> None:
+    if recipe.precision not in PRECISIONS:
+        raise RecipeError(f"precision {recipe.precision!r}; known: {', '.join(PRECISIONS)}")
+    if recipe.device.startswith("cuda") and not torch.cuda.is_available():
+        raise RecipeError(f"device {recipe.device!r} asked for, but this torch ({torch.__version__}) sees no CUDA device; use device=cpu")
+
+
+def _train(recipe: Recipe, out_dir: Path, resume: bool, on_step: Callable[[int], None] | None, ctx: DistContext, device: torch.device) -> PretrainResult:
+    setup_torch(recipe)
     out_dir.mkdir(parents=True, exist_ok=True)
     data = load_split(recipe.data.path, "train", recipe.data.image_size)
-    images = torch.from_numpy(data.images)
+    images = torch.from_numpy(training_subset(data.images, recipe.data.train_limit, recipe.seed))
+    if device.type == "cuda":
+        images = images.to(device)  # uint8 CIFAR-10 is 150 MB: on the GPU, the loader can never starve a 1 M-parameter model
     encoder = create_encoder(recipe.encoder, recipe.data.image_size)
     method = DualCorruptionSSL(encoder, recipe).to(device, memory_format=torch.channels_last)
     params = [p for p in method.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=recipe.optim.lr, weight_decay=recipe.optim.weight_decay)
     sched = DynamicCorruptionScheduler(recipe.scheduler, recipe.corruption.mask_ratio, recipe.corruption.rot_ratio)
     aug = AugmentConfig(crop_scale=(recipe.augment.crop_min_scale, 1.0), jitter=recipe.augment.jitter, gray_prob=recipe.augment.gray_prob)
-    gen = torch.Generator().manual_seed(recipe.seed)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=recipe.precision == "bf16")
 
     batch = min(recipe.optim.batch_size, len(images))
     steps_per_epoch = len(images) // batch
@@ -106,23 +151,19 @@ def pretrain(recipe: Recipe, out_dir: Path, resume: bool = False, on_step: Calla
         method.load_state_dict(state["method"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
-        gen.set_state(state["generator"])
         step = state["step"]
-        print(f"resumed from {last_path} at step {step}/{total}", flush=True)
-    (out_dir / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=2))
+        if ctx.is_main:
+            print(f"resumed from {last_path} at step {step}/{total}", flush=True)
+    model = wrap_for_training(method, recipe, ctx, device)
 
     def save_state() -> None:
-        state = {
-            "method": method.state_dict(),
-            "optimizer": opt.state_dict(),
-            "scheduler": sched.state_dict(),
-            "generator": gen.get_state(),
-            "step": step,
-        }
-        save_atomic(state, last_path)
+        if ctx.is_main:
+            save_atomic({"method": method.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": step}, last_path)
 
-    log = MetricsLog(out_dir, append=resume)
-    progress = Progress(total, step, batch, recipe.log_every)
+    if ctx.is_main:
+        (out_dir / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=2))
+        log = MetricsLog(out_dir, append=resume, after_step=step)
+        progress = Progress(total, step, batch, recipe.log_every)
     t_start = time.perf_counter()
     compute_s = data_s = 0.0
     perm, perm_epoch = None, -1
@@ -133,16 +174,18 @@ def pretrain(recipe: Recipe, out_dir: Path, resume: bool = False, on_step: Calla
             perm = torch.randperm(len(images), generator=torch.Generator().manual_seed(recipe.seed * 1000 + epoch))
             perm_epoch = epoch
         t0 = time.perf_counter()
+        gen = step_generator(recipe.seed, ctx.rank, step)
         i = step % steps_per_epoch
-        idx = perm[i * batch : (i + 1) * batch]
-        raw = images[idx].to(device)
+        idx = shard(perm[i * batch : (i + 1) * batch], ctx)
+        raw = images[idx.to(images.device)].to(device)
         views = [ssl_view(raw, aug, gen).contiguous(memory_format=torch.channels_last) for _ in range(method.views_needed())]
         t1 = time.perf_counter()
         for g in opt.param_groups:
             g["lr"] = lr_at(step, total, warmup, recipe.optim.lr)
         s = sched.state
-        losses = method(views, s.mask_ratio, s.rot_ratio, gen)
-        loss = method.total_loss(losses, s.lambda_rec, s.lambda_rot)
+        with autocast:
+            losses = model(views, s.mask_ratio, s.rot_ratio, gen)
+            loss = method.total_loss(losses, s.lambda_rec, s.lambda_rot)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss is {loss.item()} at step {step}; last good checkpoint: {last_path}")
         opt.zero_grad(set_to_none=True)
@@ -150,31 +193,41 @@ def pretrain(recipe: Recipe, out_dir: Path, resume: bool = False, on_step: Calla
         torch.nn.utils.clip_grad_norm_(params, recipe.optim.grad_clip)
         opt.step()
         method.update_teacher()
-        values = {k: float(v.detach()) for k, v in losses.items()} | {"loss": float(loss.detach())}
+        values = mean_across_ranks({k: float(v.detach()) for k, v in losses.items()} | {"loss": float(loss.detach())}, ctx)
         changed = sched.update(values["rec"], values["rot"])
         step += 1
         t2 = time.perf_counter()
         data_s += t1 - t0
         compute_s += t2 - t1
-        progress.advance(f"loss {values['loss']:.3f} rec {values['rec']:.3f} rot {values['rot']:.3f} acc {values['rot_acc']:.2f}")
-        if changed or step % recipe.log_every == 0 or step == total:
-            log.write({"step": step, "epoch": epoch, "lr": opt.param_groups[0]["lr"], **values, **_sched_row(sched), "img_per_s": progress.rate()})
+        if ctx.is_main:
+            progress.advance(f"loss {values['loss']:.3f} rec {values['rec']:.3f} rot {values['rot']:.3f} acc {values['rot_acc']:.2f}")
+            if changed or step % recipe.log_every == 0 or step == total:
+                log.write({"step": step, "epoch": epoch, "lr": opt.param_groups[0]["lr"], **values, **_sched_row(sched), "img_per_s": progress.rate()})
         if step % recipe.checkpoint_every_steps == 0 or step % steps_per_epoch == 0:
             save_state()
         if on_step is not None:
             on_step(step)
-    progress.close()
-    log.close()
     save_state()
     wall = time.perf_counter() - t_start
+    checksums = parameter_checksums(method, ctx)
     encoder_path = out_dir / "encoder.pt"
-    save_atomic(
-        encoder_payload(method.encoder, recipe.encoder, recipe.data.image_size, recipe.to_dict(), {"classes": data.classes, "steps": step}),
-        encoder_path,
-    )
-    (out_dir / "scheduler.json").write_text(json.dumps(sched.history, indent=1))
-    plot_scheduler(sched.history, out_dir / "scheduler.png")
-    return PretrainResult(out_dir, encoder_path, step, wall, compute_s, data_s)
+    if ctx.is_main:
+        progress.close()
+        log.close()
+        payload = encoder_payload(method.encoder, recipe.encoder, recipe.data.image_size, recipe.to_dict(), {"classes": data.classes, "steps": step})
+        save_atomic(payload, encoder_path)
+        (out_dir / "scheduler.json").write_text(json.dumps(sched.history, indent=1))
+        (out_dir / "distributed.json").write_text(json.dumps({"world_size": ctx.world_size, "steps": step, "parameter_checksums": checksums}, indent=1))
+        plot_scheduler(sched.history, out_dir / "scheduler.png")
+    barrier(ctx)
+    return PretrainResult(out_dir, encoder_path, step, wall, compute_s, data_s, ctx.world_size)
+
+
+def _truncate_after(path: Path, step: int) -> None:
+    """Resume: rows logged after the checkpoint we resume from would be logged again; drop them."""
+    lines = path.read_text().splitlines(keepends=True)
+    kept = lines[:1] + [line for line in lines[1:] if int(line.split(",", 1)[0]) <= step]
+    path.write_text("".join(kept))
 
 
 def _sched_row(sched: DynamicCorruptionScheduler) -> dict:

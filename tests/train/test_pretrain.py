@@ -39,6 +39,8 @@ def test_killed_run_resumes_to_the_same_step_count_and_weights(tmp_path):
     assert load(tmp_path / "killed" / "last.pt")["step"] == 5
     resumed = pretrain(_recipe(), tmp_path / "killed", resume=True)
     assert resumed.steps == full.steps
+    logged = [int(line.split(",")[0]) for line in (tmp_path / "killed" / "metrics.csv").read_text().splitlines()[1:]]
+    assert logged == sorted(set(logged))  # rows after the checkpoint are not logged twice
     a, b = load(full.encoder_path)["state_dict"], load(resumed.encoder_path)["state_dict"]
     for key in a:
         torch.testing.assert_close(a[key].float(), b[key].float(), rtol=1e-4, atol=1e-4)

@@ -1,0 +1,108 @@
+"""Label-efficiency curve: linear probe of a pretrained encoder at several label fractions, full
+fine-tuning at one fraction, and supervised training from scratch at the same fractions (same epochs,
+same crop + flip augmentation as the fine-tuning).
+
+    python benchmarks/label_efficiency.py --encoder runs/ssl_protocol_cifar10/encoder.pt --data ../shared/data/cifar10
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import RESULTS, command_line, environment, write_results
+
+from edgessl.data.cache import load_split
+from edgessl.data.splits import label_fraction_indices
+from edgessl.eval.features import extract_features, load_encoder
+from edgessl.eval.finetune import supervised_train
+from edgessl.eval.probe import fit_probe
+from edgessl.models import create_encoder
+
+
+def probe_curve(encoder: torch.nn.Module, train, test, fractions: list[float], epochs: int, seed: int) -> dict[str, float]:
+    """Features of the whole train split once; one probe per fraction on its stratified subset."""
+    f_all, f_test = extract_features(encoder, train.images), extract_features(encoder, test.images)
+    classes = int(train.labels.max()) + 1
+    out = {}
+    for fraction in fractions:
+        idx = label_fraction_indices(train.labels, fraction, seed)
+        out[f"{fraction:g}"], _ = fit_probe(f_all[idx], train.labels[idx], f_test, test.labels, classes, epochs, seed)
+        print(f"probe {fraction:>5.0%}: {out[f'{fraction:g}']:.2f} %", flush=True)
+    return out
+
+
+def plot(rows: dict[str, dict[str, float]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, points in rows.items():
+        xs = sorted(points, key=float)
+        ax.plot([float(x) * 100 for x in xs], [points[x] for x in xs], marker="o", label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("labels used (%)")
+    ax.set_ylabel("test top-1 (%)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def markdown(rows: dict[str, dict[str, float]], fractions: list[float], protocol: str) -> str:
+    head = "| | " + " | ".join(f"{f:.0%}" for f in fractions) + " |"
+    lines = ["# Label efficiency", "", protocol, "", head, "|---" * (len(fractions) + 1) + "|"]
+    for name, points in rows.items():
+        lines.append(f"| {name} | " + " | ".join(f"{points[f'{f:g}']:.2f}" if f"{f:g}" in points else "-" for f in fractions) + " |")
+    return "\n".join([*lines, "", "![label efficiency](label_efficiency.png)", ""])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--encoder", type=Path, required=True)
+    p.add_argument("--data", default="../shared/data/cifar10")
+    p.add_argument("--fractions", type=float, nargs="+", default=[0.01, 0.05, 0.1, 0.2, 1.0])
+    p.add_argument("--probe-epochs", type=int, default=100)
+    p.add_argument("--finetune-fractions", type=float, nargs="*", default=[0.2])
+    p.add_argument("--supervised-fractions", type=float, nargs="*", help="default: the fine-tuning fractions")
+    p.add_argument("--epochs", type=int, default=30, help="fine-tuning and supervised-from-scratch epochs")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+    t0 = time.perf_counter()
+    encoder, payload = load_encoder(args.encoder)
+    size = payload["image_size"]
+    train, test = load_split(args.data, "train", size), load_split(args.data, "test", size)
+    rows = {"linear probe (frozen SSL encoder)": probe_curve(encoder, train, test, args.fractions, args.probe_epochs, args.seed)}
+    rows["fine-tuned SSL encoder"], rows["supervised from scratch"] = {}, {}
+    for fraction in args.finetune_fractions:
+        rows["fine-tuned SSL encoder"][f"{fraction:g}"], _ = supervised_train(load_encoder(args.encoder)[0], train, test, fraction, args.epochs, args.seed)
+        print(f"fine-tune {fraction:.0%}: {rows['fine-tuned SSL encoder'][f'{fraction:g}']:.2f} %", flush=True)
+    for fraction in args.supervised_fractions if args.supervised_fractions is not None else args.finetune_fractions:
+        torch.manual_seed(args.seed)
+        rows["supervised from scratch"][f"{fraction:g}"], _ = supervised_train(create_encoder(payload["encoder"], size), train, test, fraction, args.epochs, args.seed)
+        print(f"scratch {fraction:.0%}: {rows['supervised from scratch'][f'{fraction:g}']:.2f} %", flush=True)
+    env = environment()
+    protocol = (
+        f"Reproduce: `{command_line()}`\n\nMeasured: encoder `{args.encoder}`, seed {args.seed}, stratified label fractions, linear probe "
+        f"{args.probe_epochs} epochs on standardised pooled features; fine-tuning and scratch: {args.epochs} epochs, AdamW 2e-3 one-cycle, "
+        f"crop + flip; top-1 on {len(test)} test images; {env['device']} ({env['cpu_threads']} threads), torch {env['torch']}, "
+        f"{(time.perf_counter() - t0) / 60:.0f} min, {env['date']}."
+    )
+    summary = {f"probe_top1_{k}": round(v, 2) for k, v in rows["linear probe (frozen SSL encoder)"].items()}
+    summary |= {f"finetune_top1_{k}": round(v, 2) for k, v in rows["fine-tuned SSL encoder"].items()}
+    summary |= {f"supervised_scratch_top1_{k}": round(v, 2) for k, v in rows["supervised from scratch"].items()}
+    plot(rows, RESULTS / "label_efficiency.png")
+    write_results("label_efficiency", {"summary": summary, "rows": rows, "epochs": args.epochs, "environment": env, "command": command_line()},
+                  markdown(rows, sorted(set(args.fractions) | set(args.finetune_fractions)), protocol))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
