@@ -20,6 +20,8 @@ class DataConfig:
     image_size: int = 32
     test_split: str = "test"
     train_limit: int = 0  # > 0: pretrain on a seeded random subset of this many images (quick ablations)
+    stream: bool = False  # stream WebDataset shards instead of caching decoded arrays (data larger than memory)
+    shuffle_buffer: int = 4096  # streaming: samples mixed across shards
 
 
 @dataclass

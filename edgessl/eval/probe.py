@@ -87,9 +87,7 @@ def linear_probe(
     return ProbeResult(top1, fraction, len(indices), len(test), epochs, seed), head, indices
 
 
-def fit_probe(
-    f_train: torch.Tensor, y_train: np.ndarray, f_test: torch.Tensor, y_test: np.ndarray, classes: int, epochs: int, seed: int
-) -> tuple[float, ProbeHead]:
+def fit_probe(f_train: torch.Tensor, y_train: np.ndarray, f_test: torch.Tensor, y_test: np.ndarray, classes: int, epochs: int, seed: int) -> tuple[float, ProbeHead]:
     """Standardise with train statistics, fit the linear layer; returns test top-1 (%) and the head."""
     mean, std = f_train.mean(0), f_train.std(0) + 1e-6
     head = train_linear((f_train - mean) / std, torch.from_numpy(y_train), classes, epochs, seed)

@@ -6,7 +6,7 @@ import csv
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +16,8 @@ from torch.nn.parallel import DistributedDataParallel
 
 from edgessl.data.augment import AugmentConfig, ssl_view
 from edgessl.data.cache import load_split
+from edgessl.data.readers import _classes_from_meta
+from edgessl.data.stream import ShardStream
 from edgessl.models import create_encoder
 from edgessl.recipe import Recipe, RecipeError
 from edgessl.ssl.dual_corruption import DualCorruptionSSL
@@ -125,27 +127,83 @@ def check_runtime(recipe: Recipe) -> None:
         raise RecipeError(f"device {recipe.device!r} asked for, but this torch ({torch.__version__}) sees no CUDA device; use device=cpu")
 
 
+class MemoryBatches:
+    """Batches from the decoded uint8 cache. The order of an epoch depends only on (seed, epoch), so a
+    resumed run lands mid-epoch exactly; each rank takes its slice of every global batch."""
+
+    def __init__(self, images: torch.Tensor, batch: int, seed: int, ctx: DistContext) -> None:
+        self.images, self.batch, self.seed, self.ctx = images, batch, seed, ctx
+        self.samples = len(images)
+
+    def batches(self, epoch: int, skip: int = 0) -> Iterator[torch.Tensor]:
+        perm = torch.randperm(self.samples, generator=torch.Generator().manual_seed(self.seed * 1000 + epoch))
+        for i in range(skip, self.samples // self.batch):
+            idx = shard(perm[i * self.batch : (i + 1) * self.batch], self.ctx)
+            yield self.images[idx.to(self.images.device)]
+
+
+def batch_source(recipe: Recipe, ctx: DistContext, device: torch.device) -> tuple[MemoryBatches | ShardStream, list[str]]:
+    d = recipe.data
+    if d.stream:
+        stream = ShardStream(d.path, "train", d.image_size, recipe.optim.batch_size, recipe.seed, ctx.rank, ctx.world_size, d.shuffle_buffer)
+        return stream, _classes_from_meta(Path(d.path))
+    data = load_split(d.path, "train", d.image_size)
+    images = torch.from_numpy(training_subset(data.images, d.train_limit, recipe.seed))
+    if device.type == "cuda":
+        images = images.to(device)  # uint8 CIFAR-10 is 150 MB: on the GPU, the loader can never starve a 1 M-parameter model
+    return MemoryBatches(images, min(recipe.optim.batch_size, len(images)), recipe.seed, ctx), data.classes
+
+
+@dataclass
+class Training:
+    """What one optimiser step needs."""
+
+    recipe: Recipe
+    method: DualCorruptionSSL
+    model: torch.nn.Module  # the method, wrapped for DDP / torch.compile
+    opt: torch.optim.Optimizer
+    sched: DynamicCorruptionScheduler
+    ctx: DistContext
+    total: int
+    warmup: int
+
+    def step(self, step: int, raw: torch.Tensor) -> tuple[dict[str, float], bool, float]:
+        """One step on a uint8 batch; returns the rank-averaged losses, whether the scheduler changed, and
+        the seconds spent on augmentation."""
+        r, method = self.recipe, self.method
+        t0 = time.perf_counter()
+        gen = step_generator(r.seed, self.ctx.rank, step)
+        aug = AugmentConfig(crop_scale=(r.augment.crop_min_scale, 1.0), jitter=r.augment.jitter, gray_prob=r.augment.gray_prob)
+        views = [ssl_view(raw, aug, gen).contiguous(memory_format=torch.channels_last) for _ in range(method.views_needed())]
+        aug_s = time.perf_counter() - t0
+        for g in self.opt.param_groups:
+            g["lr"] = lr_at(step, self.total, self.warmup, r.optim.lr)
+        s = self.sched.state
+        with torch.autocast(raw.device.type, dtype=torch.bfloat16, enabled=r.precision == "bf16"):
+            losses = self.model(views, s.mask_ratio, s.rot_ratio, gen)
+            loss = method.total_loss(losses, s.lambda_rec, s.lambda_rot)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss is {loss.item()} at step {step}")
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for p in method.parameters() if p.requires_grad], r.optim.grad_clip)
+        self.opt.step()
+        method.update_teacher()
+        values = mean_across_ranks({k: float(v.detach()) for k, v in losses.items()} | {"loss": float(loss.detach())}, self.ctx)
+        return values, self.sched.update(values["rec"], values["rot"]), aug_s
+
+
 def _train(recipe: Recipe, out_dir: Path, resume: bool, on_step: Callable[[int], None] | None, ctx: DistContext, device: torch.device) -> PretrainResult:
     setup_torch(recipe)
     out_dir.mkdir(parents=True, exist_ok=True)
-    data = load_split(recipe.data.path, "train", recipe.data.image_size)
-    images = torch.from_numpy(training_subset(data.images, recipe.data.train_limit, recipe.seed))
-    if device.type == "cuda":
-        images = images.to(device)  # uint8 CIFAR-10 is 150 MB: on the GPU, the loader can never starve a 1 M-parameter model
-    encoder = create_encoder(recipe.encoder, recipe.data.image_size)
-    method = DualCorruptionSSL(encoder, recipe).to(device, memory_format=torch.channels_last)
-    params = [p for p in method.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=recipe.optim.lr, weight_decay=recipe.optim.weight_decay)
+    source, classes = batch_source(recipe, ctx, device)
+    method = DualCorruptionSSL(create_encoder(recipe.encoder, recipe.data.image_size), recipe).to(device, memory_format=torch.channels_last)
+    opt = torch.optim.AdamW([p for p in method.parameters() if p.requires_grad], lr=recipe.optim.lr, weight_decay=recipe.optim.weight_decay)
     sched = DynamicCorruptionScheduler(recipe.scheduler, recipe.corruption.mask_ratio, recipe.corruption.rot_ratio)
-    aug = AugmentConfig(crop_scale=(recipe.augment.crop_min_scale, 1.0), jitter=recipe.augment.jitter, gray_prob=recipe.augment.gray_prob)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=recipe.precision == "bf16")
-
-    batch = min(recipe.optim.batch_size, len(images))
-    steps_per_epoch = len(images) // batch
+    batch = min(recipe.optim.batch_size, source.samples)
+    steps_per_epoch = source.samples // batch
     total = steps_per_epoch * recipe.optim.epochs
-    warmup = int(recipe.optim.warmup_epochs * steps_per_epoch)
-    step = 0
-    last_path = out_dir / "last.pt"
+    step, last_path = 0, out_dir / "last.pt"
     if resume and last_path.is_file():
         state = load(last_path)
         method.load_state_dict(state["method"])
@@ -154,7 +212,7 @@ def _train(recipe: Recipe, out_dir: Path, resume: bool, on_step: Callable[[int],
         step = state["step"]
         if ctx.is_main:
             print(f"resumed from {last_path} at step {step}/{total}", flush=True)
-    model = wrap_for_training(method, recipe, ctx, device)
+    training = Training(recipe, method, wrap_for_training(method, recipe, ctx, device), opt, sched, ctx, total, int(recipe.optim.warmup_epochs * steps_per_epoch))
 
     def save_state() -> None:
         if ctx.is_main:
@@ -166,47 +224,27 @@ def _train(recipe: Recipe, out_dir: Path, resume: bool, on_step: Callable[[int],
         progress = Progress(total, step, batch, recipe.log_every)
     t_start = time.perf_counter()
     compute_s = data_s = 0.0
-    perm, perm_epoch = None, -1
     method.train()
     while step < total:
-        epoch = step // steps_per_epoch
-        if epoch != perm_epoch:  # the order of an epoch depends only on (seed, epoch): resume lands mid-epoch exactly
-            perm = torch.randperm(len(images), generator=torch.Generator().manual_seed(recipe.seed * 1000 + epoch))
-            perm_epoch = epoch
-        t0 = time.perf_counter()
-        gen = step_generator(recipe.seed, ctx.rank, step)
-        i = step % steps_per_epoch
-        idx = shard(perm[i * batch : (i + 1) * batch], ctx)
-        raw = images[idx.to(images.device)].to(device)
-        views = [ssl_view(raw, aug, gen).contiguous(memory_format=torch.channels_last) for _ in range(method.views_needed())]
-        t1 = time.perf_counter()
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, total, warmup, recipe.optim.lr)
-        s = sched.state
-        with autocast:
-            losses = model(views, s.mask_ratio, s.rot_ratio, gen)
-            loss = method.total_loss(losses, s.lambda_rec, s.lambda_rot)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss is {loss.item()} at step {step}; last good checkpoint: {last_path}")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, recipe.optim.grad_clip)
-        opt.step()
-        method.update_teacher()
-        values = mean_across_ranks({k: float(v.detach()) for k, v in losses.items()} | {"loss": float(loss.detach())}, ctx)
-        changed = sched.update(values["rec"], values["rot"])
-        step += 1
-        t2 = time.perf_counter()
-        data_s += t1 - t0
-        compute_s += t2 - t1
-        if ctx.is_main:
-            progress.advance(f"loss {values['loss']:.3f} rec {values['rec']:.3f} rot {values['rot']:.3f} acc {values['rot_acc']:.2f}")
-            if changed or step % recipe.log_every == 0 or step == total:
-                log.write({"step": step, "epoch": epoch, "lr": opt.param_groups[0]["lr"], **values, **_sched_row(sched), "img_per_s": progress.rate()})
-        if step % recipe.checkpoint_every_steps == 0 or step % steps_per_epoch == 0:
-            save_state()
-        if on_step is not None:
-            on_step(step)
+        epoch, start = divmod(step, steps_per_epoch)
+        batches = source.batches(epoch, skip=start)
+        for _ in range(start, steps_per_epoch):
+            t0 = time.perf_counter()
+            raw = next(batches).to(device)
+            t1 = time.perf_counter()
+            values, changed, aug_s = training.step(step, raw)
+            step += 1
+            data_s += t1 - t0 + aug_s
+            compute_s += time.perf_counter() - t1 - aug_s
+            if ctx.is_main:
+                progress.advance(f"loss {values['loss']:.3f} rec {values['rec']:.3f} rot {values['rot']:.3f} acc {values['rot_acc']:.2f}")
+                if changed or step % recipe.log_every == 0 or step == total:
+                    log.write({"step": step, "epoch": epoch, "lr": opt.param_groups[0]["lr"], **values, **_sched_row(sched), "img_per_s": progress.rate()})
+            if step % recipe.checkpoint_every_steps == 0 or step % steps_per_epoch == 0:
+                save_state()
+            if on_step is not None:
+                on_step(step)
+        batches.close()
     save_state()
     wall = time.perf_counter() - t_start
     checksums = parameter_checksums(method, ctx)
@@ -214,8 +252,7 @@ def _train(recipe: Recipe, out_dir: Path, resume: bool, on_step: Callable[[int],
     if ctx.is_main:
         progress.close()
         log.close()
-        payload = encoder_payload(method.encoder, recipe.encoder, recipe.data.image_size, recipe.to_dict(), {"classes": data.classes, "steps": step})
-        save_atomic(payload, encoder_path)
+        save_atomic(encoder_payload(method.encoder, recipe.encoder, recipe.data.image_size, recipe.to_dict(), {"classes": classes, "steps": step}), encoder_path)
         (out_dir / "scheduler.json").write_text(json.dumps(sched.history, indent=1))
         (out_dir / "distributed.json").write_text(json.dumps({"world_size": ctx.world_size, "steps": step, "parameter_checksums": checksums}, indent=1))
         plot_scheduler(sched.history, out_dir / "scheduler.png")
