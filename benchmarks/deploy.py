@@ -77,7 +77,7 @@ def main() -> None:
                    "wall_s": round(time.perf_counter() - t0, 1)}  # fmt: skip
     md = [f"# Deployment fidelity: {args.run.name}", "", f"Reproduce: `{command_line()}` (after `python benchmarks/ssl_protocol.py --data ../shared/data/cifar10`)", "",
           f"Linear probe ({probe.protocol()}), then NNCF QAT for {args.qat_epochs} epochs ({qat.steps} steps) on the same {len(labels)} labelled images; "
-          f"int8 ranges recalibrated on 256 training images. {env['device']}, torch {env['torch']}, {env['date']}.", "",
+          f"int8 ranges recalibrated on 256 training images (per-tensor min/max). {env['device']}, torch {env['torch']}, {env['date']}.", "",
           rep.table(), "", f"NNCF fake-quant top-1: {fake_quant:.2f} %; fp32 probe before QAT: {fp32_probe:.2f} %.", "",
           f"Fidelity gate (max drop 2 points): {'passed' if gate_passed else 'FAILED: the C export was refused'}.", "",
           f"TFLite Micro arena (measured, bisection-confirmed): {arena['minimum_arena_size']:,} bytes; int8 model {summary['tflite_int8_bytes']:,} bytes.", "",

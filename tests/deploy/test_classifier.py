@@ -1,0 +1,24 @@
+import torch
+from torch import nn
+
+from edgessl.deploy.classifier import build_classifier
+from edgessl.eval.probe import ProbeHead
+from edgessl.models import create_encoder
+
+
+def test_folding_keeps_the_function_and_leaves_no_batchnorm_or_attention_scale():
+    torch.manual_seed(0)
+    encoder = create_encoder("tinynext_t", 32)
+    for m in encoder.modules():  # non-trivial statistics, or folding errors would hide behind identity BatchNorms
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.5, 0.5)
+    head = ProbeHead(192, 10)
+    x = torch.rand(4, 32, 32, 3) * 255
+    reference, folded = build_classifier(encoder, head, fold=False), build_classifier(encoder, head)
+    with torch.no_grad():
+        torch.testing.assert_close(folded(x), reference(x), rtol=1e-4, atol=1e-3)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
+    assert all(m.scale == 1.0 for m in folded.modules() if hasattr(m, "query"))
