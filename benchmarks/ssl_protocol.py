@@ -105,7 +105,19 @@ def summary(sections: dict) -> dict:
         s[f"{key}_published_top1"] = rows["published"]["top1"]
         if "supervised_scratch" in rows:
             s[f"{key}_supervised_scratch_top1"] = round(rows["supervised_scratch"]["top1"], 2)
+        on_cpu = sec["environment"]["device"] == "cpu"
+        if on_cpu and sec["pretrain_cpu_hours"] <= 2.0:
+            s[f"{key}_linear_probe_top1_cpu2h"] = s[f"{key}_linear_probe_top1"]
+        s[f"{key}_linear_probe_top1_best"] = s[f"{key}_linear_probe_top1"]
+        s[f"{key}_best_budget"] = budget_text(rows["edgessl_ssl_probe"], sec["environment"])
+    finetune = read_results("label_efficiency").get("summary", {}).get("finetune_top1_0.2")
+    if finetune is not None:
+        s["cifar10_finetune_top1"] = finetune
     return s
+
+
+def budget_text(row: dict, env: dict) -> str:
+    return f"{row['pretrain_epochs']} epochs, {row['pretrain_wall_s'] / 60:.0f} min pretraining on {env['device']} ({env['cpu_threads']} threads)"
 
 
 def markdown(sections: dict) -> str:
@@ -126,7 +138,7 @@ def markdown(sections: dict) -> str:
         for name, row in sec["rows"].items():
             budget = ""
             if "pretrain_wall_s" in row:
-                budget = f"{row['pretrain_epochs']} epochs, {row['pretrain_wall_s'] / 60:.0f} CPU-min pretraining"
+                budget = budget_text(row, env)
             elif "wall_s" in row:
                 budget = f"{row['epochs']} epochs, {row['wall_s'] / 60:.0f} CPU-min"
             lines.append(f"| {name} | {row['top1']:.2f} | {budget} | {row['how']} |")
@@ -151,6 +163,7 @@ def main() -> None:
     sections = read_results("ssl_protocol").get("datasets", {})  # re-read: another data set may have finished meanwhile
     sections[section["dataset"]] = section
     write_results("ssl_protocol", {"summary": summary(sections), "datasets": sections}, markdown(sections))
+
 
 if __name__ == "__main__":
     main()

@@ -77,7 +77,7 @@ def detect_layout(root: Path) -> str:
     raise DataError(f"cannot recognise the data in {root}; {DATA_HELP}")
 
 
-def _shards(root: Path, split: str) -> list[Path]:
+def shard_paths(root: Path, split: str) -> list[Path]:
     if root.is_file():
         return [root]
     meta = root / "dataset.json"
@@ -92,7 +92,7 @@ def _shards(root: Path, split: str) -> list[Path]:
     raise DataError(f"no shards for split {split!r} in {root} (looked for {split}-*.tar[.gz]); {DATA_HELP}")
 
 
-def _classes_from_meta(root: Path) -> list[str]:
+def classes_from_meta(root: Path) -> list[str]:
     meta = root / "dataset.json" if root.is_dir() else root.parent / "dataset.json"
     if meta.is_file():
         return list(json.loads(meta.read_text()).get("classes", []))
@@ -101,7 +101,7 @@ def _classes_from_meta(root: Path) -> list[str]:
 
 def read_webdataset(root: Path, split: str, size: int | None) -> ImageArrays:
     images, labels = [], []
-    for shard in _shards(root, split):
+    for shard in shard_paths(root, split):
         if not shard.is_file():
             raise DataError(f"shard {shard} listed in dataset.json is missing")
         pending: dict[str, dict[str, bytes]] = {}
@@ -120,7 +120,7 @@ def read_webdataset(root: Path, split: str, size: int | None) -> ImageArrays:
                 continue
             images.append(decode_image(img, size))
             labels.append(int(parts["cls"].decode().strip()) if "cls" in parts else -1)
-    return _stack(images, labels, _classes_from_meta(root), root)
+    return _stack(images, labels, classes_from_meta(root), root)
 
 
 def read_image_folder(root: Path, split: str, size: int | None) -> ImageArrays:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edgessl.data.readers import DataError, _shards, decode_image
+from edgessl.data.readers import DataError, decode_image, shard_paths
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 
@@ -56,7 +56,7 @@ class ShardStream:
 
     def __init__(self, root: str | Path, split: str, size: int, batch: int, seed: int, rank: int = 0, world: int = 1, buffer: int = 4096) -> None:
         self.root, self.size, self.seed, self.rank, self.world = Path(root), size, seed, rank, world
-        self.shards = _shards(self.root, split)
+        self.shards = shard_paths(self.root, split)
         if len(self.shards) < world:
             raise DataError(f"{len(self.shards)} shards cannot feed {world} ranks without overlap; write at least one shard per rank")
         self.local_batch = batch // world

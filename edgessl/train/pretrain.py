@@ -16,7 +16,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from edgessl.data.augment import AugmentConfig, ssl_view
 from edgessl.data.cache import load_split
-from edgessl.data.readers import _classes_from_meta
+from edgessl.data.readers import classes_from_meta
 from edgessl.data.stream import ShardStream
 from edgessl.models import create_encoder
 from edgessl.recipe import Recipe, RecipeError
@@ -146,7 +146,7 @@ def batch_source(recipe: Recipe, ctx: DistContext, device: torch.device) -> tupl
     d = recipe.data
     if d.stream:
         stream = ShardStream(d.path, "train", d.image_size, recipe.optim.batch_size, recipe.seed, ctx.rank, ctx.world_size, d.shuffle_buffer)
-        return stream, _classes_from_meta(Path(d.path))
+        return stream, classes_from_meta(Path(d.path))
     data = load_split(d.path, "train", d.image_size)
     images = torch.from_numpy(training_subset(data.images, d.train_limit, recipe.seed))
     if device.type == "cuda":

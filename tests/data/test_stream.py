@@ -21,7 +21,7 @@ def _png(value: int, size: int) -> bytes:
     return buf.getvalue()
 
 
-def _shards(folder: Path, shards: int, per_shard: int, size: int = 32) -> None:
+def shard_paths(folder: Path, shards: int, per_shard: int, size: int = 32) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     names = []
     for s in range(shards):
@@ -43,7 +43,7 @@ def _ids(batch) -> list[int]:
 
 
 def test_an_epoch_streams_every_sample_once_shuffled_and_reproducibly(tmp_path):
-    _shards(tmp_path, shards=4, per_shard=16)
+    shard_paths(tmp_path, shards=4, per_shard=16)
     stream = ShardStream(tmp_path, "train", 32, batch=8, seed=0, buffer=12)
     assert stream.samples == 64
     batches = stream.batches(epoch=0)
@@ -56,7 +56,7 @@ def test_an_epoch_streams_every_sample_once_shuffled_and_reproducibly(tmp_path):
 
 
 def test_ranks_read_disjoint_shards(tmp_path):
-    _shards(tmp_path, shards=4, per_shard=8)
+    shard_paths(tmp_path, shards=4, per_shard=8)
     parts = []
     for rank in (0, 1):
         batches = ShardStream(tmp_path, "train", 32, batch=8, seed=0, rank=rank, world=2, buffer=4).batches(epoch=0)
@@ -66,13 +66,13 @@ def test_ranks_read_disjoint_shards(tmp_path):
 
 
 def test_too_few_shards_for_the_ranks_is_a_clear_error(tmp_path):
-    _shards(tmp_path, shards=1, per_shard=4)
+    shard_paths(tmp_path, shards=1, per_shard=4)
     with pytest.raises(DataError, match="1 shards cannot feed 2 ranks"):
         ShardStream(tmp_path, "train", 32, batch=4, seed=0, rank=0, world=2)
 
 
 def test_pretraining_from_streamed_shards(tmp_path):
-    _shards(tmp_path / "data", shards=2, per_shard=64)
+    shard_paths(tmp_path / "data", shards=2, per_shard=64)
     recipe = load_recipe(ROOT / "recipes" / "smoke.yaml", [f"data.path={tmp_path / 'data'}", "data.stream=true", "optim.epochs=1", "optim.batch_size=32"])
     result = pretrain(recipe, tmp_path / "run")
     assert result.steps == 4 and result.encoder_path.is_file()
