@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import command_line, environment, write_results
+from _common import command_line, environment, read_results, write_results
 
 from edgessl.data.cache import load_split
 from edgessl.eval.features import load_encoder
@@ -29,6 +29,14 @@ VARIANTS: dict[str, list[str]] = {
     "paper, no GRL disentanglement": ["loss.view_invariance=0", "loss.lambda_dis=0"],
     "default: paper + VICReg view invariance": ["loss.view_invariance=1"],
 }
+
+
+def caveat(best_top1: float) -> str:
+    """A short ablation can leave every variant under an untrained encoder; say so instead of crowning a winner."""
+    random_init = read_results("ssl_protocol").get("summary", {}).get("cifar10_random_init_probe_top1")
+    if random_init is None or best_top1 >= random_init:
+        return f"Random-init encoder, same probe: {random_init} % (benchmarks/results/ssl_protocol.json)." if random_init else ""
+    return f"**Not conclusive:** every variant is below the random-init encoder's probe ({random_init} %): this budget is too small to rank the variants; rerun with more steps."
 
 
 def main() -> None:
@@ -62,6 +70,7 @@ def main() -> None:
           f"{load_recipe(args.recipe).probe.label_fraction:.0%} of the labels; {env['device']}, torch {env['torch']}, {env['date']}.", "",
           "| variant | overrides | probe top-1 % | pretrain min |", "|---|---|---|---|"]  # fmt: skip
     md += [f"| {r['variant']} | `{' '.join(r['overrides'])}` | {r['top1']:.2f} | {r['pretrain_wall_s'] / 60:.1f} |" for r in rows]
+    md += ["", caveat(best["top1"])]
     summary = {"best_variant": best["variant"], "best_top1": best["top1"], "epochs": args.epochs, "train_images": args.train_limit or len(train)}
     write_results("ablation", {"summary": summary, "rows": rows,
                                "environment": env, "command": command_line()}, "\n".join(md) + "\n")  # fmt: skip

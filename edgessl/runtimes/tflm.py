@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +14,22 @@ import numpy as np
 from edgessl.runtimes import dequantize_output, package_version, quantize_input
 
 DEFAULT_ARENA = 2 * 1024 * 1024
+
+
+@contextmanager
+def captured_stderr() -> Iterator[list[str]]:
+    """Collects what C++ writes to file descriptor 2 (Python's sys.stderr is not involved)."""
+    out: list[str] = []
+    with tempfile.TemporaryFile() as capture:
+        saved = os.dup(2)
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield out
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            out.append(capture.read().decode(errors="replace"))
 
 
 class TFLMRuntime:
@@ -38,16 +56,9 @@ class TFLMRuntime:
 
     def arena_report(self) -> dict[str, int]:
         """Arena bytes as TFLite Micro's RecordingMicroAllocator reports them (printed from C++ on fd 2)."""
-        with tempfile.TemporaryFile() as capture:
-            saved = os.dup(2)
-            os.dup2(capture.fileno(), 2)
-            try:
-                self.interp.print_allocations()
-            finally:
-                os.dup2(saved, 2)
-                os.close(saved)
-            capture.seek(0)
-            text = capture.read().decode(errors="replace")
+        with captured_stderr() as captured:
+            self.interp.print_allocations()
+        text = captured[0]
         found = dict(re.findall(r"Arena allocation (total|head|tail) (\d+) bytes", text))
         if "total" not in found:
             raise RuntimeError(f"could not read the arena size from TFLite Micro's report:\n{text[:500]}")
@@ -61,7 +72,8 @@ def measure_arena(path: Path) -> dict[str, int]:
     while hi - lo > 256:
         mid = (lo + hi) // 2
         try:
-            TFLMRuntime(path, arena_size=mid)
+            with captured_stderr():  # too-small arenas are expected here; keep TFLite Micro's complaints off the terminal
+                TFLMRuntime(path, arena_size=mid)
             hi = mid
         except RuntimeError:
             lo = mid
