@@ -45,6 +45,8 @@ def plot(rows: dict[str, dict[str, float]], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, points in rows.items():
+        if not points:
+            continue
         xs = sorted(points, key=float)
         ax.plot([float(x) * 100 for x in xs], [points[x] for x in xs], marker="o", label=name)
     ax.set_xscale("log")
@@ -61,6 +63,8 @@ def markdown(rows: dict[str, dict[str, float]], fractions: list[float], protocol
     head = "| | " + " | ".join(f"{f:.0%}" for f in fractions) + " |"
     lines = ["# Label efficiency", "", protocol, "", head, "|---" * (len(fractions) + 1) + "|"]
     for name, points in rows.items():
+        if not points:
+            continue
         lines.append(f"| {name} | " + " | ".join(f"{points[f'{f:g}']:.2f}" if f"{f:g}" in points else "-" for f in fractions) + " |")
     return "\n".join([*lines, "", "![label efficiency](label_efficiency.png)", ""])
 
