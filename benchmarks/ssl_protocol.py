@@ -159,7 +159,6 @@ def main() -> None:
     args = p.parse_args()
     previous = read_results("ssl_protocol").get("datasets", {}).get(dataset_key(args.data), {})
     section = run(args, previous)
-    (Path(args.runs) / f"ssl_protocol_{section['dataset']}" / "section.json").write_text(json.dumps(section, indent=2))
     sections = read_results("ssl_protocol").get("datasets", {})  # re-read: another data set may have finished meanwhile
     sections[section["dataset"]] = section
     write_results("ssl_protocol", {"summary": summary(sections), "datasets": sections}, markdown(sections))

@@ -167,14 +167,18 @@ class Training:
     total: int
     warmup: int
 
+    def __post_init__(self) -> None:  # fixed for the whole run: built once, not per step
+        a = self.recipe.augment
+        self.aug = AugmentConfig(crop_scale=(a.crop_min_scale, 1.0), jitter=a.jitter, gray_prob=a.gray_prob)
+        self.params = [p for p in self.method.parameters() if p.requires_grad]
+
     def step(self, step: int, raw: torch.Tensor) -> tuple[dict[str, float], bool, float]:
         """One step on a uint8 batch; returns the rank-averaged losses, whether the scheduler changed, and
         the seconds spent on augmentation."""
         r, method = self.recipe, self.method
         t0 = time.perf_counter()
         gen = step_generator(r.seed, self.ctx.rank, step)
-        aug = AugmentConfig(crop_scale=(r.augment.crop_min_scale, 1.0), jitter=r.augment.jitter, gray_prob=r.augment.gray_prob)
-        views = [ssl_view(raw, aug, gen).contiguous(memory_format=torch.channels_last) for _ in range(method.views_needed())]
+        views = [ssl_view(raw, self.aug, gen).contiguous(memory_format=torch.channels_last) for _ in range(method.views_needed())]
         aug_s = time.perf_counter() - t0
         for g in self.opt.param_groups:
             g["lr"] = lr_at(step, self.total, self.warmup, r.optim.lr)
@@ -186,7 +190,7 @@ class Training:
             raise FloatingPointError(f"loss is {loss.item()} at step {step}")
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_([p for p in method.parameters() if p.requires_grad], r.optim.grad_clip)
+        torch.nn.utils.clip_grad_norm_(self.params, r.optim.grad_clip)
         self.opt.step()
         method.update_teacher()
         values = mean_across_ranks({k: float(v.detach()) for k, v in losses.items()} | {"loss": float(loss.detach())}, self.ctx)
@@ -198,7 +202,7 @@ def _train(recipe: Recipe, out_dir: Path, resume: bool, on_step: Callable[[int],
     out_dir.mkdir(parents=True, exist_ok=True)
     source, classes = batch_source(recipe, ctx, device)
     method = DualCorruptionSSL(create_encoder(recipe.encoder, recipe.data.image_size), recipe).to(device, memory_format=torch.channels_last)
-    opt = torch.optim.AdamW([p for p in method.parameters() if p.requires_grad], lr=recipe.optim.lr, weight_decay=recipe.optim.weight_decay)
+    opt = torch.optim.AdamW((p for p in method.parameters() if p.requires_grad), lr=recipe.optim.lr, weight_decay=recipe.optim.weight_decay)
     sched = DynamicCorruptionScheduler(recipe.scheduler, recipe.corruption.mask_ratio, recipe.corruption.rot_ratio)
     batch = min(recipe.optim.batch_size, source.samples)
     steps_per_epoch = source.samples // batch
