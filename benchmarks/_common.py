@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -27,7 +28,7 @@ def environment() -> dict:
 
 
 def command_line() -> str:
-    return "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
+    return "python " + shlex.join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
 
 
 def read_results(name: str) -> dict:

@@ -25,9 +25,9 @@ from edgessl.eval.probe import fit_probe
 from edgessl.models import create_encoder
 
 
-def probe_curve(encoder: torch.nn.Module, train, test, fractions: list[float], epochs: int, seed: int) -> dict[str, float]:
+def probe_curve(encoder: torch.nn.Module, train, test, fractions: list[float], epochs: int, seed: int, device: str = "cpu") -> dict[str, float]:
     """Features of the whole train split once; one probe per fraction on its stratified subset."""
-    f_all, f_test = extract_features(encoder, train.images), extract_features(encoder, test.images)
+    f_all, f_test = extract_features(encoder, train.images, device=device), extract_features(encoder, test.images, device=device)
     classes = int(train.labels.max()) + 1
     out = {}
     for fraction in fractions:
@@ -79,19 +79,21 @@ def main() -> None:
     p.add_argument("--supervised-fractions", type=float, nargs="*", help="default: the fine-tuning fractions")
     p.add_argument("--epochs", type=int, default=30, help="fine-tuning and supervised-from-scratch epochs")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
     args = p.parse_args()
     t0 = time.perf_counter()
     encoder, payload = load_encoder(args.encoder)
     size = payload["image_size"]
     train, test = load_split(args.data, "train", size), load_split(args.data, "test", size)
-    rows = {"linear probe (frozen SSL encoder)": probe_curve(encoder, train, test, args.fractions, args.probe_epochs, args.seed)}
+    rows = {"linear probe (frozen SSL encoder)": probe_curve(encoder, train, test, args.fractions, args.probe_epochs, args.seed, args.device)}
     rows["fine-tuned SSL encoder"], rows["supervised from scratch"] = {}, {}
     for fraction in args.finetune_fractions:
-        rows["fine-tuned SSL encoder"][f"{fraction:g}"], _ = supervised_train(load_encoder(args.encoder)[0], train, test, fraction, args.epochs, args.seed)
+        rows["fine-tuned SSL encoder"][f"{fraction:g}"], _ = supervised_train(load_encoder(args.encoder)[0], train, test, fraction, args.epochs, args.seed, device=args.device)
         print(f"fine-tune {fraction:.0%}: {rows['fine-tuned SSL encoder'][f'{fraction:g}']:.2f} %", flush=True)
     for fraction in args.supervised_fractions if args.supervised_fractions is not None else args.finetune_fractions:
         torch.manual_seed(args.seed)
-        rows["supervised from scratch"][f"{fraction:g}"], _ = supervised_train(create_encoder(payload["encoder"], size), train, test, fraction, args.epochs, args.seed)
+        scratch = create_encoder(payload["encoder"], size)
+        rows["supervised from scratch"][f"{fraction:g}"], _ = supervised_train(scratch, train, test, fraction, args.epochs, args.seed, device=args.device)
         print(f"scratch {fraction:.0%}: {rows['supervised from scratch'][f'{fraction:g}']:.2f} %", flush=True)
     env = environment()
     protocol = (

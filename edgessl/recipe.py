@@ -26,6 +26,7 @@ class DataConfig:
 
 @dataclass
 class CorruptionConfig:
+    enabled: bool = True  # false: no pretext tasks (view invariance alone; the ablation's baseline)
     site: str = "stage3"  # stage3 (tokens entering the token-mixing stage) | output (encoder output)
     target: str = "pixels"  # pixels (normalised patch pixels) | ema (clean-image tokens of an EMA encoder)
     mask_ratio: float = 0.3
@@ -82,6 +83,9 @@ class AugmentRecipe:
     crop_min_scale: float = 0.2
     jitter: float = 0.4
     gray_prob: float = 0.2
+    local_crops: int = 0  # multi-crop: extra small views, each pulled towards both global views
+    local_size: int = 16  # pixels; a 16x16 crop costs a quarter of a 32x32 view
+    local_scale: tuple[float, float] = (0.05, 0.3)
 
 
 @dataclass

@@ -34,7 +34,8 @@ def normalize(x: torch.Tensor) -> torch.Tensor:
     return (x - MEAN.to(x.device)) / STD.to(x.device)
 
 
-def random_resized_crop(x: torch.Tensor, scale: tuple[float, float], flip: bool, gen: torch.Generator | None = None) -> torch.Tensor:
+def random_resized_crop(x: torch.Tensor, scale: tuple[float, float], flip: bool, gen: torch.Generator | None = None, size: int | None = None) -> torch.Tensor:
+    """`size`: output side in pixels (default: the input's)."""
     n = x.shape[0]
     dev = x.device
     area = torch.empty(n).uniform_(*scale, generator=gen)
@@ -50,7 +51,8 @@ def random_resized_crop(x: torch.Tensor, scale: tuple[float, float], flip: bool,
     theta[:, 0, 2] = cx
     theta[:, 1, 1] = sh
     theta[:, 1, 2] = cy
-    grid = F.affine_grid(theta.to(dev), list(x.shape), align_corners=False)
+    out_shape = [n, x.shape[1], size or x.shape[2], size or x.shape[3]]
+    grid = F.affine_grid(theta.to(dev), out_shape, align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
 
@@ -76,9 +78,9 @@ def random_grayscale(x: torch.Tensor, prob: float, gen: torch.Generator | None =
     return torch.where(pick, gray, x)
 
 
-def ssl_view(images_u8: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator | None = None) -> torch.Tensor:
+def ssl_view(images_u8: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator | None = None, size: int | None = None) -> torch.Tensor:
     x = to_float(images_u8)
-    x = random_resized_crop(x, cfg.crop_scale, cfg.flip, gen)
+    x = random_resized_crop(x, cfg.crop_scale, cfg.flip, gen, size)
     if cfg.jitter > 0:
         x = color_jitter(x, cfg.jitter, cfg.jitter_prob, gen)
     if cfg.gray_prob > 0:

@@ -35,30 +35,31 @@ def supervised_train(
     seed: int = 0,
     lr: float = 2e-3,
     batch_size: int = 128,
+    device: str = "cpu",
 ) -> tuple[float, Classifier]:
-    """AdamW + cosine, crop + flip; returns test top-1 (%) and the trained classifier."""
+    """AdamW + one-cycle, crop + flip; returns test top-1 (%) and the trained classifier."""
     torch.manual_seed(seed)
     indices = label_fraction_indices(train.labels, fraction, seed)
-    images, labels = torch.from_numpy(train.images[indices]), torch.from_numpy(train.labels[indices])
+    images, labels = torch.from_numpy(train.images[indices]).to(device), torch.from_numpy(train.labels[indices]).to(device)
     classes = int(train.labels.max()) + 1
-    model = Classifier(encoder, nn.Linear(encoder.feature_dim, classes))
+    model = Classifier(encoder, nn.Linear(encoder.feature_dim, classes)).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
     steps = epochs * math.ceil(len(indices) / batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.1)
     gen = torch.Generator().manual_seed(seed)
     model.train()
     for _ in range(epochs):
-        for idx in torch.randperm(len(indices), generator=gen).split(batch_size):
+        for idx in torch.randperm(len(indices), generator=gen).to(device).split(batch_size):
             loss = F.cross_entropy(model(supervised_view(images[idx], gen)), labels[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
-    return evaluate(model, test), model
+    return evaluate(model, test, device), model.cpu()
 
 
 @torch.no_grad()
-def evaluate(model: Classifier, test: ImageArrays) -> float:
-    feats = extract_features(model.encoder, test.images)
-    pred = model.head(feats).argmax(1).numpy()
+def evaluate(model: Classifier, test: ImageArrays, device: str = "cpu") -> float:
+    feats = extract_features(model.encoder, test.images, device=device)
+    pred = model.head.to(device)(feats.to(device)).argmax(1).cpu().numpy()
     return float(np.mean(pred == test.labels) * 100)

@@ -33,13 +33,17 @@ class DualCorruptionSSL(nn.Module):
             raise ValueError("corruption.site=stage3 needs a stage-4 stride of 1; use site=output for this input size")
         self.tokens = grid * grid
         self.patch = encoder.total_stride
+        if not c.enabled and lc.view_invariance <= 0:
+            raise ValueError("corruption.enabled=false leaves nothing to learn; set loss.view_invariance > 0")
+        if recipe.augment.local_crops and lc.view_invariance <= 0:
+            raise ValueError("augment.local_crops needs the view-invariance term; set loss.view_invariance > 0")
         site_dim = encoder.token_dim if c.site == "stage3" else encoder.feature_dim
-        self.mask_embedding = nn.Parameter(torch.zeros(site_dim))
-        nn.init.trunc_normal_(self.mask_embedding, std=0.02)
         rec_dim = 3 * self.patch * self.patch if c.target == "pixels" else encoder.feature_dim
-        self.decoder = DualTaskDecoder(encoder.feature_dim, self.tokens, rec_dim, c.num_shifts)
+        # Parts a disabled pretext would leave without gradients (DDP refuses those) are not built.
+        self.mask_embedding = nn.Parameter(nn.init.trunc_normal_(torch.zeros(site_dim), std=0.02)) if c.enabled else None
+        self.decoder = DualTaskDecoder(encoder.feature_dim, self.tokens, rec_dim, c.num_shifts) if c.enabled else None
         self.projector = Projector(encoder.feature_dim, lc.projector_dim) if lc.view_invariance > 0 else None
-        self.teacher = copy.deepcopy(encoder).requires_grad_(False) if c.target == "ema" else None
+        self.teacher = copy.deepcopy(encoder).requires_grad_(False) if c.enabled and c.target == "ema" else None
 
     def views_needed(self) -> int:
         return 2 if self.projector is not None else 1
@@ -78,17 +82,30 @@ class DualCorruptionSSL(nn.Module):
         return losses, grid.mean(dim=(2, 3))
 
     def forward(self, views: list[torch.Tensor], mask_ratio: float, rot_ratio: float, gen: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        losses, pooled = self.pretext(views[0], mask_ratio, rot_ratio, gen)
+        """views: [first global view, second global view (view invariance), local crops stacked (multi-crop)]."""
+        losses, pooled = self._first_view(views[0], mask_ratio, rot_ratio, gen)
         if self.projector is None:
             return losses
-        if self.cfg.corrupt_both_views:
+        if self.cfg.enabled and self.cfg.corrupt_both_views:
             second, pooled2 = self.pretext(views[1], mask_ratio, rot_ratio, gen)
             losses = {k: (v + second[k]) / 2 for k, v in losses.items()}
         else:
             pooled2 = self.encoder(views[1])
+        z = [self.projector(pooled), self.projector(pooled2)]
+        pairs = [(z[0], z[1])]
+        if len(views) > 2:
+            crops = views[2].shape[0] // views[0].shape[0]
+            pairs += [(zl, zg) for zl in self.projector(self.encoder(views[2])).chunk(crops) for zg in z]
         lc = self.loss_cfg
-        losses["vic"] = vicreg_loss(self.projector(pooled), self.projector(pooled2), lc.vicreg_sim, lc.vicreg_var, lc.vicreg_cov)
+        losses["vic"] = sum(vicreg_loss(a, b, lc.vicreg_sim, lc.vicreg_var, lc.vicreg_cov) for a, b in pairs) / len(pairs)
         return losses
+
+    def _first_view(self, x: torch.Tensor, mask_ratio: float, rot_ratio: float, gen: torch.Generator | None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        if self.cfg.enabled:
+            return self.pretext(x, mask_ratio, rot_ratio, gen)
+        pooled = self.encoder(x)
+        zero = pooled.new_zeros(())
+        return {"rec": zero, "rot": zero, "dis": zero, "rot_acc": zero}, pooled
 
     def total_loss(self, losses: dict[str, torch.Tensor], lambda_rec: float, lambda_rot: float) -> torch.Tensor:
         total = lambda_rec * losses["rec"] + lambda_rot * losses["rot"] + self.loss_cfg.lambda_dis * losses["dis"]

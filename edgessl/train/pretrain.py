@@ -170,6 +170,7 @@ class Training:
     def __post_init__(self) -> None:  # fixed for the whole run: built once, not per step
         a = self.recipe.augment
         self.aug = AugmentConfig(crop_scale=(a.crop_min_scale, 1.0), jitter=a.jitter, gray_prob=a.gray_prob)
+        self.local_aug = AugmentConfig(crop_scale=a.local_scale, jitter=a.jitter, gray_prob=a.gray_prob)
         self.params = [p for p in self.method.parameters() if p.requires_grad]
 
     def step(self, step: int, raw: torch.Tensor) -> tuple[dict[str, float], bool, float]:
@@ -178,7 +179,7 @@ class Training:
         r, method = self.recipe, self.method
         t0 = time.perf_counter()
         gen = step_generator(r.seed, self.ctx.rank, step)
-        views = [ssl_view(raw, self.aug, gen).contiguous(memory_format=torch.channels_last) for _ in range(method.views_needed())]
+        views = self.views(raw, gen)
         aug_s = time.perf_counter() - t0
         for g in self.opt.param_groups:
             g["lr"] = lr_at(step, self.total, self.warmup, r.optim.lr)
@@ -194,7 +195,16 @@ class Training:
         self.opt.step()
         method.update_teacher()
         values = mean_across_ranks({k: float(v.detach()) for k, v in losses.items()} | {"loss": float(loss.detach())}, self.ctx)
-        return values, self.sched.update(values["rec"], values["rot"]), aug_s
+        changed = self.sched.update(values["rec"], values["rot"]) if r.corruption.enabled else False
+        return values, changed, aug_s
+
+    def views(self, raw: torch.Tensor, gen: torch.Generator) -> list[torch.Tensor]:
+        """The global views, then all local crops stacked into one batch (one encoder pass for all of them)."""
+        views = [ssl_view(raw, self.aug, gen) for _ in range(self.method.views_needed())]
+        a = self.recipe.augment
+        if a.local_crops:
+            views.append(torch.cat([ssl_view(raw, self.local_aug, gen, a.local_size) for _ in range(a.local_crops)]))
+        return [v.contiguous(memory_format=torch.channels_last) for v in views]
 
 
 def _train(recipe: Recipe, out_dir: Path, resume: bool, on_step: Callable[[int], None] | None, ctx: DistContext, device: torch.device) -> PretrainResult:

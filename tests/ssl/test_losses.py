@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from edgessl.models import create_encoder
@@ -37,3 +38,32 @@ def test_every_site_and_target_gives_finite_losses_and_gradients():
             total.backward()
             assert torch.isfinite(total)
             assert method.encoder.stem[0][0].weight.grad.abs().sum() > 0
+
+
+def test_multi_crop_adds_local_pairs_and_trains_the_encoder_through_them():
+    recipe = load_recipe(None, ["loss.view_invariance=1", "augment.local_crops=2"])
+    method = DualCorruptionSSL(create_encoder("tinynext_t", 32), recipe)
+    x = torch.randn(8, 3, 32, 32)
+    locals_ = torch.randn(16, 3, 16, 16)  # two 16x16 crops of each of the 8 images, stacked
+    with_locals = method([x, x.flip(-1), locals_], 0.3, 0.2, torch.Generator().manual_seed(0))
+    without = method([x, x.flip(-1)], 0.3, 0.2, torch.Generator().manual_seed(0))
+    assert not torch.allclose(with_locals["vic"], without["vic"])
+    with_locals["vic"].backward()
+    assert method.encoder.stem[0][0].weight.grad.abs().sum() > 0
+
+
+def test_disabled_corruption_is_view_invariance_alone_with_no_decoder():
+    recipe = load_recipe(None, ["loss.view_invariance=1", "corruption.enabled=false"])
+    method = DualCorruptionSSL(create_encoder("tinynext_t", 32), recipe)
+    assert method.decoder is None and method.mask_embedding is None
+    x = torch.randn(8, 3, 32, 32)
+    losses = method([x, x.flip(-1)], 0.3, 0.2)
+    assert losses["rec"] == 0 and losses["rot"] == 0 and losses["vic"] > 0
+    method.total_loss(losses, 1.0, 1.0).backward()
+    assert all(p.grad is not None for p in method.encoder.parameters() if p.requires_grad)
+
+
+def test_nothing_to_learn_is_refused():
+    recipe = load_recipe(None, ["loss.view_invariance=0", "corruption.enabled=false"])
+    with pytest.raises(ValueError, match="view_invariance"):
+        DualCorruptionSSL(create_encoder("tinynext_t", 32), recipe)
