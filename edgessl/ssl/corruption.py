@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import torch
 
+from edgessl.data.augment import to_device
+
 IGNORE = -100
 
 
@@ -30,7 +32,7 @@ def sample_corruption(batch: int, tokens: int, mask_ratio: float, rot_ratio: flo
     shifts = torch.randint(1, num_shifts + 1, (batch, tokens), generator=gen)
     shift_class = torch.where(rotated, shifts, torch.zeros_like(shifts))
     shift_class = torch.where(mask, torch.full_like(shifts, IGNORE), shift_class)
-    return Corruption(mask.to(device), shift_class.to(device))
+    return Corruption(to_device(mask, device), to_device(shift_class, device))
 
 
 def roll_tokens(x: torch.Tensor, shift_class: torch.Tensor, num_shifts: int, normalize: bool) -> torch.Tensor:

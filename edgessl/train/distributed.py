@@ -50,24 +50,32 @@ def shard(indices: torch.Tensor, ctx: DistContext) -> torch.Tensor:
     return indices[ctx.rank :: ctx.world_size]
 
 
-def mean_across_ranks(values: dict[str, float], ctx: DistContext) -> dict[str, float]:
-    """Average logged losses so every rank's corruption scheduler sees the same numbers and stays in step."""
-    if not ctx.enabled:
-        return values
+def mean_across_ranks(values: dict[str, torch.Tensor], ctx: DistContext) -> dict[str, float]:
+    """Average logged losses so every rank's corruption scheduler sees the same numbers and stays in step.
+    One stacked tensor: one all-reduce and one host-device sync per step, not one per loss."""
     keys = sorted(values)
-    t = torch.tensor([values[k] for k in keys], dtype=torch.float64)
-    dist.all_reduce(t)
-    return {k: float(v) / ctx.world_size for k, v in zip(keys, t, strict=True)}
+    t = torch.stack([values[k].detach().double() for k in keys])
+    if ctx.enabled:
+        t = t.to(_collective_device())
+        dist.all_reduce(t)
+        t /= ctx.world_size
+    return dict(zip(keys, t.tolist(), strict=True))
 
 
 def parameter_checksums(module: torch.nn.Module, ctx: DistContext) -> list[float]:
     """One checksum of all parameters per rank; equal numbers mean the replicas are in sync."""
-    local = torch.tensor([sum(float(p.detach().double().sum()) for p in module.parameters())], dtype=torch.float64)
+    local = torch.stack([p.detach().double().sum() for p in module.parameters()]).sum().reshape(1)
     if not ctx.enabled:
-        return [float(local)]
+        return local.tolist()
+    local = local.to(_collective_device())
     gathered = [torch.zeros_like(local) for _ in range(ctx.world_size)]
     dist.all_gather(gathered, local)
     return [float(g) for g in gathered]
+
+
+def _collective_device() -> torch.device:
+    """NCCL moves only CUDA tensors; gloo takes CPU ones."""
+    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
 
 
 def barrier(ctx: DistContext) -> None:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from edgessl.data.augment import AugmentConfig, ssl_view
+from edgessl.data.augment import AugmentConfig, ssl_view, to_device
 from edgessl.data.cache import load_split
 from edgessl.data.readers import classes_from_meta
 from edgessl.data.stream import ShardStream
@@ -139,7 +139,7 @@ class MemoryBatches:
         perm = torch.randperm(self.samples, generator=torch.Generator().manual_seed(self.seed * 1000 + epoch))
         for i in range(skip, self.samples // self.batch):
             idx = shard(perm[i * self.batch : (i + 1) * self.batch], self.ctx)
-            yield self.images[idx.to(self.images.device)]
+            yield self.images[to_device(idx, self.images.device)]
 
 
 def batch_source(recipe: Recipe, ctx: DistContext, device: torch.device) -> tuple[MemoryBatches | ShardStream, list[str]]:
@@ -187,14 +187,14 @@ class Training:
         with torch.autocast(raw.device.type, dtype=torch.bfloat16, enabled=r.precision == "bf16"):
             losses = self.model(views, s.mask_ratio, s.rot_ratio, gen)
             loss = method.total_loss(losses, s.lambda_rec, s.lambda_rot)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss is {loss.item()} at step {step}")
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.params, r.optim.grad_clip)
         self.opt.step()
         method.update_teacher()
-        values = mean_across_ranks({k: float(v.detach()) for k, v in losses.items()} | {"loss": float(loss.detach())}, self.ctx)
+        values = mean_across_ranks(losses | {"loss": loss}, self.ctx)  # the step's one host-device sync
+        if not math.isfinite(values["loss"]):
+            raise FloatingPointError(f"loss is {values['loss']} at step {step}; last.pt holds the state before it")
         changed = self.sched.update(values["rec"], values["rot"]) if r.corruption.enabled else False
         return values, changed, aug_s
 
