@@ -148,7 +148,8 @@ def markdown(sections: dict) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", required=True)
+    p.add_argument("--data", help="data set to pretrain and probe on (required unless --refresh-summary)")
+    p.add_argument("--refresh-summary", action="store_true", help="rebuild summary and table from stored rows (e.g. after label_efficiency.py)")
     p.add_argument("--recipe", type=Path)
     p.add_argument("--epochs", type=int)
     p.add_argument("--seed", type=int, default=0)
@@ -157,6 +158,12 @@ def main() -> None:
     p.add_argument("--resume", action="store_true")
     p.add_argument("overrides", nargs="*", help="recipe overrides key=value")
     args = p.parse_args()
+    if args.refresh_summary:
+        sections = read_results("ssl_protocol").get("datasets", {})
+        write_results("ssl_protocol", {"summary": summary(sections), "datasets": sections}, markdown(sections))
+        return
+    if args.data is None:
+        p.error("--data is required")
     previous = read_results("ssl_protocol").get("datasets", {}).get(dataset_key(args.data), {})
     section = run(args, previous)
     sections = read_results("ssl_protocol").get("datasets", {})  # re-read: another data set may have finished meanwhile
