@@ -110,9 +110,12 @@ def summary(sections: dict) -> dict:
             s[f"{key}_linear_probe_top1_cpu2h"] = s[f"{key}_linear_probe_top1"]
         s[f"{key}_linear_probe_top1_best"] = s[f"{key}_linear_probe_top1"]
         s[f"{key}_best_budget"] = budget_text(rows["edgessl_ssl_probe"], sec["environment"])
-    finetune = read_results("label_efficiency").get("summary", {}).get("finetune_top1_0.2")
-    if finetune is not None:
+    efficiency = read_results("label_efficiency")
+    finetune = efficiency.get("summary", {}).get("finetune_top1_0.2")
+    if finetune is not None:  # fine-tune and its from-scratch twin: same labels, epochs and augmentation
         s["cifar10_finetune_top1"] = finetune
+        s["cifar10_finetune_epochs"] = efficiency.get("epochs")
+        s["cifar10_supervised_scratch_top1_same_epochs"] = efficiency["summary"].get("supervised_scratch_top1_0.2")
     return s
 
 
