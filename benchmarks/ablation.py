@@ -68,12 +68,13 @@ def pretrain_jobs(jobs: list[Job], recipe: Path, common: list[str], parallel: in
             job[2].mkdir(parents=True, exist_ok=True)
             cmd = [sys.executable, "-m", "edgessl", "pretrain", "--recipe", str(recipe), "--out", str(job[2]), "--no-probe", *common, *job[1]]
             log = (job[2] / "pretrain.log").open("w")
-            running[job[0]] = (job, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env), time.perf_counter())
+            running[job[0]] = (job, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env), log, time.perf_counter())
         time.sleep(1)
-        for name, (job, proc, t0) in list(running.items()):
+        for name, (job, proc, log, t0) in list(running.items()):
             if proc.poll() is None:
                 continue
             del running[name]
+            log.close()
             if proc.returncode != 0:
                 print(f"{name}: pretraining FAILED (rc {proc.returncode}), see {job[2] / 'pretrain.log'}", flush=True)
                 continue
@@ -93,6 +94,9 @@ def main() -> None:
     p.add_argument("--extra", nargs="*", default=[], help="overrides applied to every variant, e.g. optim.batch_size=256")
     args = p.parse_args()
     common = [f"data.path={args.data}", f"optim.epochs={args.epochs}", f"data.train_limit={args.train_limit}", f"device={args.device}", *args.extra]
+    unknown = set(args.only or []) - set(VARIANTS)
+    if unknown:
+        p.error(f"unknown variant(s) {sorted(unknown)}; known: {list(VARIANTS)}")
     chosen = [(name, ov) for name, ov in VARIANTS.items() if not args.only or name in args.only]
     recipe = load_recipe(args.recipe, common)
     train, test = load_split(args.data, "train", recipe.data.image_size), load_split(args.data, "test", recipe.data.image_size)

@@ -6,6 +6,7 @@ grayscale are tensor arithmetic. Everything runs on the batch's device.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -38,8 +39,15 @@ def to_float(images_u8: torch.Tensor) -> torch.Tensor:
     return images_u8.permute(0, 3, 1, 2).float().div_(255)
 
 
+@functools.cache
+def _channel_stats(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """MEAN and STD on `device`, copied there once rather than for every view."""
+    return to_device(MEAN, device), to_device(STD, device)
+
+
 def normalize(x: torch.Tensor) -> torch.Tensor:
-    return (x - to_device(MEAN, x.device)) / to_device(STD, x.device)
+    mean, std = _channel_stats(x.device)
+    return (x - mean) / std
 
 
 def random_resized_crop(x: torch.Tensor, scale: tuple[float, float], flip: bool, gen: torch.Generator | None = None, size: int | None = None) -> torch.Tensor:
