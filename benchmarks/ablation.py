@@ -31,11 +31,13 @@ VARIANTS: dict[str, list[str]] = {
     "output site, EMA-feature target (the collapsing prototype)": [*PAPER, "corruption.site=output", "corruption.target=ema"],
     "paper, no scheduler": [*PAPER, "scheduler.enabled=false"],
     "paper, no GRL disentanglement": [*PAPER, "loss.lambda_dis=0"],
+    "paper, rot90 patches instead of feature rolls": [*PAPER, "corruption.rotation=rot90", "corruption.num_shifts=3"],
     "view invariance alone (VICReg, no corruption)": ["loss.view_invariance=1", "corruption.enabled=false", "augment.local_crops=0"],
     "paper + VICReg view invariance": ["loss.view_invariance=1", "augment.local_crops=0"],
     "paper + VICReg, no GRL disentanglement": ["loss.view_invariance=1", "augment.local_crops=0", "loss.lambda_dis=0"],
     "paper + VICReg, both views corrupted": ["loss.view_invariance=1", "augment.local_crops=0", "corruption.corrupt_both_views=true"],
     "paper + VICReg + multi-crop (4 x 16 px)": ["loss.view_invariance=1", "augment.local_crops=4"],
+    "paper + VICReg + multi-crop, rot90 patches": ["loss.view_invariance=1", "augment.local_crops=4", "corruption.rotation=rot90", "corruption.num_shifts=3"],
     "VICReg + multi-crop, no corruption": ["loss.view_invariance=1", "corruption.enabled=false", "augment.local_crops=4"],
     "paper + VICReg + multi-crop, crops from 8 % area": ["loss.view_invariance=1", "augment.local_crops=4", "augment.crop_min_scale=0.08"],
 }

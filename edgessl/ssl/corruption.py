@@ -1,4 +1,10 @@
-"""Disjoint mask / cyclic-roll corruption of one token sequence, in one pass."""
+"""Disjoint mask / rotation corruption of one token sequence, in one pass.
+
+Two kinds of rotation: `roll` (the method's cyclic roll of a token along its features) and `rot90`
+(the token's image patch turned by k x 90 degrees before the encoder). A roll of feature channels can be
+read from per-channel statistics alone; a turned patch can only be recognised by knowing what upright
+image content looks like (RotNet's pretext, per token).
+"""
 
 from __future__ import annotations
 
@@ -53,10 +59,30 @@ def roll_tokens(x: torch.Tensor, shift_class: torch.Tensor, num_shifts: int, nor
     return rolled
 
 
-def apply_corruption(tokens: torch.Tensor, corruption: Corruption, mask_embedding: torch.Tensor, num_shifts: int, normalize: bool) -> torch.Tensor:
-    """tokens: B C H W grid; returns the corrupted grid of the same shape."""
+ROTATIONS = ("roll", "rot90")
+ROT90_CLASSES = 3  # 90, 180, 270 degrees
+
+
+def rotate_patches(images: torch.Tensor, shift_class: torch.Tensor, patch: int) -> torch.Tensor:
+    """Turn each token's `patch` x `patch` pixel block (B 3 H W) by shift_class x 90 degrees (B N, row-major)."""
+    b, c, h, w = images.shape
+    gh, gw = h // patch, w // patch
+    if gh * patch != h or gw * patch != w or gh != gw:
+        raise ValueError(f"rot90 corruption needs square images divisible into {patch}-pixel patches, got {h}x{w}")
+    blocks = images.reshape(b, c, gh, patch, gw, patch).permute(0, 2, 4, 1, 3, 5)  # B gh gw C p p
+    k = shift_class.clamp(min=0).view(b, gh, gw, 1, 1, 1)
+    out = blocks
+    for turns in range(1, ROT90_CLASSES + 1):
+        out = torch.where(k == turns, torch.rot90(blocks, turns, dims=(-2, -1)), out)
+    return out.permute(0, 3, 1, 4, 2, 5).reshape(b, c, h, w)
+
+
+def apply_corruption(tokens: torch.Tensor, corruption: Corruption, mask_embedding: torch.Tensor, num_shifts: int, normalize: bool, roll: bool = True) -> torch.Tensor:
+    """tokens: B C H W grid; returns the corrupted grid of the same shape. `roll=False`: mask only (the
+    rotation happened to the pixels already)."""
     b, c, h, w = tokens.shape
     seq = tokens.flatten(2).transpose(1, 2)
-    seq = roll_tokens(seq, corruption.shift_class.clamp(min=0), num_shifts, normalize)
+    if roll:
+        seq = roll_tokens(seq, corruption.shift_class.clamp(min=0), num_shifts, normalize)
     seq = torch.where(corruption.mask.unsqueeze(-1), mask_embedding.view(1, 1, c).to(seq.dtype), seq)
     return seq.transpose(1, 2).reshape(b, c, h, w)

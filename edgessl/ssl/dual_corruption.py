@@ -11,7 +11,7 @@ from torch import nn
 from edgessl.models.decoder import DualTaskDecoder, Projector
 from edgessl.models.tinynext import TinyNeXt
 from edgessl.recipe import Recipe
-from edgessl.ssl.corruption import Corruption, apply_corruption, sample_corruption
+from edgessl.ssl.corruption import ROT90_CLASSES, ROTATIONS, Corruption, apply_corruption, rotate_patches, sample_corruption
 from edgessl.ssl.losses import disentanglement_loss, patch_targets, reconstruction_loss, rotation_loss, vicreg_loss
 
 SITES = ("stage3", "output")
@@ -26,6 +26,10 @@ class DualCorruptionSSL(nn.Module):
             raise ValueError(f"corruption.site {c.site!r}; known: {', '.join(SITES)}")
         if c.target not in TARGETS:
             raise ValueError(f"corruption.target {c.target!r}; known: {', '.join(TARGETS)}")
+        if c.rotation not in ROTATIONS:
+            raise ValueError(f"corruption.rotation {c.rotation!r}; known: {', '.join(ROTATIONS)}")
+        if c.rotation == "rot90" and c.num_shifts != ROT90_CLASSES:
+            raise ValueError(f"corruption.rotation=rot90 has {ROT90_CLASSES} turns; set corruption.num_shifts={ROT90_CLASSES}")
         self.cfg, self.loss_cfg = c, lc
         self.encoder = encoder
         grid = encoder.grid_size(recipe.data.image_size)
@@ -51,13 +55,16 @@ class DualCorruptionSSL(nn.Module):
     def _encode(self, x: torch.Tensor, corruption: Corruption | None) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns (token grid B D H W from the encoder, tokens fed to the decoder B N D)."""
         c = self.cfg
+        roll = c.rotation == "roll"
+        if corruption is not None and not roll:
+            x = rotate_patches(x, corruption.shift_class, self.patch)
         t = self.encoder.tokens_before_mixing(x)
         if corruption is not None and c.site == "stage3":
-            t = apply_corruption(t, corruption, self.mask_embedding, c.num_shifts, c.normalize_before_roll)
+            t = apply_corruption(t, corruption, self.mask_embedding, c.num_shifts, c.normalize_before_roll, roll)
         out = self.encoder.tokens_after_mixing(t)
         dec_in = out
         if corruption is not None and c.site == "output":
-            dec_in = apply_corruption(out, corruption, self.mask_embedding, c.num_shifts, c.normalize_before_roll)
+            dec_in = apply_corruption(out, corruption, self.mask_embedding, c.num_shifts, c.normalize_before_roll, roll)
         return out, dec_in.flatten(2).transpose(1, 2)
 
     @torch.no_grad()

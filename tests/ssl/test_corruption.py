@@ -1,6 +1,6 @@
 import torch
 
-from edgessl.ssl.corruption import IGNORE, apply_corruption, roll_tokens, sample_corruption
+from edgessl.ssl.corruption import IGNORE, apply_corruption, roll_tokens, rotate_patches, sample_corruption
 
 
 def test_mask_and_roll_subsets_are_disjoint_with_the_requested_sizes():
@@ -34,3 +34,14 @@ def test_masked_tokens_become_the_mask_embedding():
     out = apply_corruption(grid, c, emb, 4, True).flatten(2).transpose(1, 2)
     assert (out[c.mask] == 7.0).all()
     torch.testing.assert_close(out[~c.mask], grid.flatten(2).transpose(1, 2)[~c.mask])
+
+
+def test_rot90_turns_only_the_chosen_patches():
+    images = torch.randn(2, 3, 16, 16)
+    shift_class = torch.tensor([[0, 1, 2, 3], [IGNORE, 0, 0, 1]])  # 2x2 grid of 8x8 patches
+    out = rotate_patches(images, shift_class, 8)
+    patch = lambda t, b, n: t[b, :, (n // 2) * 8 : (n // 2 + 1) * 8, (n % 2) * 8 : (n % 2 + 1) * 8]  # noqa: E731
+    for b in range(2):
+        for n in range(4):
+            turns = max(int(shift_class[b, n]), 0)
+            torch.testing.assert_close(patch(out, b, n), torch.rot90(patch(images, b, n), turns, dims=(-2, -1)))

@@ -26,18 +26,20 @@ def test_vicreg_prefers_matching_diverse_views():
     assert vicreg_loss(collapsed, collapsed, 25, 25, 1) > vicreg_loss(z, z, 25, 25, 1)
 
 
-def test_every_site_and_target_gives_finite_losses_and_gradients():
-    for site in ("stage3", "output"):
-        for target in ("pixels", "ema"):
-            recipe = load_recipe(None, [f"corruption.site={site}", f"corruption.target={target}", "loss.view_invariance=1"])
-            method = DualCorruptionSSL(create_encoder("tinynext_t", 32), recipe)
-            x = torch.randn(8, 3, 32, 32)
-            losses = method([x, x.flip(-1)], 0.3, 0.2)
-            assert {"rec", "rot", "dis", "vic"} <= losses.keys()
-            total = method.total_loss(losses, 1.0, 1.0)
-            total.backward()
-            assert torch.isfinite(total)
-            assert method.encoder.stem[0][0].weight.grad.abs().sum() > 0
+def test_every_site_target_and_rotation_gives_finite_losses_and_gradients():
+    combos = [(site, target, "roll") for site in ("stage3", "output") for target in ("pixels", "ema")]
+    for site, target, rotation in [*combos, ("stage3", "pixels", "rot90"), ("output", "ema", "rot90")]:
+        shifts = 3 if rotation == "rot90" else 4
+        overrides = [f"corruption.site={site}", f"corruption.target={target}", f"corruption.rotation={rotation}", f"corruption.num_shifts={shifts}"]
+        recipe = load_recipe(None, [*overrides, "loss.view_invariance=1"])
+        method = DualCorruptionSSL(create_encoder("tinynext_t", 32), recipe)
+        x = torch.randn(8, 3, 32, 32)
+        losses = method([x, x.flip(-1)], 0.3, 0.2)
+        assert {"rec", "rot", "dis", "vic"} <= losses.keys()
+        total = method.total_loss(losses, 1.0, 1.0)
+        total.backward()
+        assert torch.isfinite(total)
+        assert method.encoder.stem[0][0].weight.grad.abs().sum() > 0
 
 
 def test_multi_crop_adds_local_pairs_and_trains_the_encoder_through_them():
@@ -61,6 +63,12 @@ def test_disabled_corruption_is_view_invariance_alone_with_no_decoder():
     assert losses["rec"] == 0 and losses["rot"] == 0 and losses["vic"] > 0
     method.total_loss(losses, 1.0, 1.0).backward()
     assert all(p.grad is not None for p in method.encoder.parameters() if p.requires_grad)
+
+
+def test_rot90_with_another_class_count_is_refused():
+    recipe = load_recipe(None, ["corruption.rotation=rot90", "corruption.num_shifts=4"])
+    with pytest.raises(ValueError, match="num_shifts=3"):
+        DualCorruptionSSL(create_encoder("tinynext_t", 32), recipe)
 
 
 def test_nothing_to_learn_is_refused():
