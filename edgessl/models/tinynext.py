@@ -160,8 +160,9 @@ class TinyNeXt(nn.Module):
         self.total_stride = s[0] * s[1] * s[2] * s[3] * s[4] * s[5]
         self.feature_dim = w[3]
         self.token_dim = w[2]
-        # PyTorch's default init on purpose: kaiming fan-out init (the CNN habit) made the attention
-        # logits ~2.4x larger at the start and cost 4.4 points after 6 supervised epochs (48.9 vs 53.3 %).
+        # PyTorch's default init on purpose: kaiming fan-out init (the CNN habit) cost 4.4 points after 6
+        # supervised epochs (48.9 vs 53.3 %) and 5.8 on the random-init probe; it also makes the initial
+        # attention logits 2.4x larger (query std sqrt(2/96) vs 1/sqrt(3*96)), the likeliest culprit.
 
     def tokens_before_mixing(self, x: torch.Tensor) -> torch.Tensor:
         return self.stage3_down(self.stage2(self.stage1(self.stem(x))))
