@@ -40,6 +40,8 @@ VARIANTS: dict[str, list[str]] = {
     "paper + VICReg + multi-crop, rot90 patches": ["loss.view_invariance=1", "augment.local_crops=4", "corruption.rotation=rot90", "corruption.num_shifts=3"],
     "VICReg + multi-crop, no corruption": ["loss.view_invariance=1", "corruption.enabled=false", "augment.local_crops=4"],
     "paper + VICReg + multi-crop, crops from 8 % area": ["loss.view_invariance=1", "augment.local_crops=4", "augment.crop_min_scale=0.08"],
+    "paper + VICReg + multi-crop, hue jitter": ["loss.view_invariance=1", "augment.local_crops=4", "augment.hue=0.1"],
+    "paper + VICReg + multi-crop, clean pass for view invariance": ["loss.view_invariance=1", "augment.local_crops=4", "corruption.clean_invariance=true"],
 }
 
 

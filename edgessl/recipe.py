@@ -35,6 +35,9 @@ class CorruptionConfig:
     num_shifts: int = 4  # K: rolls of k*D/(K+1) channels, k = 1..K; class 0 = untouched (rot90: K = 3)
     normalize_before_roll: bool = True
     corrupt_both_views: bool = False
+    # true: view invariance reads a clean pass of the first view (stem to stage 2 shared with the corrupted
+    # pass), so the invariance term never has to match a corrupted view
+    clean_invariance: bool = False
 
 
 @dataclass
@@ -84,6 +87,7 @@ class AugmentRecipe:
     crop_min_scale: float = 0.2
     jitter: float = 0.4
     gray_prob: float = 0.2
+    hue: float = 0.0  # max hue turn as a fraction of the colour circle; 0 = off
     local_crops: int = 0  # multi-crop: extra small views, each pulled towards both global views
     local_size: int = 16  # pixels; a 16x16 crop costs a quarter of a 32x32 view
     local_scale: tuple[float, float] = (0.05, 0.3)

@@ -24,6 +24,7 @@ class AugmentConfig:
     jitter: float = 0.4  # brightness/contrast/saturation strength
     jitter_prob: float = 0.8
     gray_prob: float = 0.2
+    hue: float = 0.0  # max hue turn, fraction of a full circle (SimCLR's CIFAR setting: 0.1)
 
 
 def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -88,6 +89,25 @@ def color_jitter(x: torch.Tensor, strength: float, prob: float, gen: torch.Gener
     return x.clamp_(0, 1)
 
 
+# RGB <-> YIQ: a hue change is a rotation of the (I, Q) chroma plane; one 3x3 matrix per image.
+_RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+
+
+def hue_jitter(x: torch.Tensor, max_turn: float, prob: float, gen: torch.Generator | None = None) -> torch.Tensor:
+    """Turn each image's hue by a uniform angle in +-max_turn x 360 degrees (with probability `prob`), so
+    that two views cannot be matched by their colour alone."""
+    n = x.shape[0]
+    angle = (torch.rand(n, generator=gen) * 2 - 1) * max_turn * 2 * math.pi
+    angle = torch.where(torch.rand(n, generator=gen) < prob, angle, torch.zeros_like(angle))
+    cos, sin = angle.cos(), angle.sin()
+    turn = torch.zeros(n, 3, 3)
+    turn[:, 0, 0] = 1
+    turn[:, 1, 1], turn[:, 1, 2], turn[:, 2, 1], turn[:, 2, 2] = cos, -sin, sin, cos
+    matrix = torch.linalg.inv(_RGB_TO_YIQ) @ turn @ _RGB_TO_YIQ  # n 3 3, RGB -> RGB
+    out = torch.einsum("nij,njhw->nihw", to_device(matrix, x.device).to(x.dtype), x)
+    return out.clamp_(0, 1)
+
+
 def random_grayscale(x: torch.Tensor, prob: float, gen: torch.Generator | None = None) -> torch.Tensor:
     gray = (0.299 * x[:, :1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]).expand_as(x)
     pick = to_device(torch.rand(x.shape[0], 1, 1, 1, generator=gen) < prob, x.device)
@@ -99,6 +119,8 @@ def ssl_view(images_u8: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator |
     x = random_resized_crop(x, cfg.crop_scale, cfg.flip, gen, size)
     if cfg.jitter > 0:
         x = color_jitter(x, cfg.jitter, cfg.jitter_prob, gen)
+    if cfg.hue > 0:
+        x = hue_jitter(x, cfg.hue, cfg.jitter_prob, gen)
     if cfg.gray_prob > 0:
         x = random_grayscale(x, cfg.gray_prob, gen)
     return normalize(x)

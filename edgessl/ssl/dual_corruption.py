@@ -52,20 +52,31 @@ class DualCorruptionSSL(nn.Module):
     def views_needed(self) -> int:
         return 2 if self.projector is not None else 1
 
-    def _encode(self, x: torch.Tensor, corruption: Corruption | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Returns (token grid B D H W from the encoder, tokens fed to the decoder B N D)."""
+    def _encode(self, x: torch.Tensor, corruption: Corruption) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns (pooled features for view invariance B D, tokens fed to the decoder B N D).
+
+        The pooled features come from the corrupted pass, or from a clean one when
+        `corruption.clean_invariance` is set: with site=stage3 and roll the clean pass shares the stem to
+        stage 2 and runs stages 3-4 on the same batch twice (clean and corrupted stacked)."""
         c = self.cfg
         roll = c.rotation == "roll"
-        if corruption is not None and not roll:
+        clean_pooled = self.encoder(x) if c.clean_invariance and not roll else None  # turned pixels: a full clean pass
+        if not roll:
             x = rotate_patches(x, corruption.shift_class, self.patch)
         t = self.encoder.tokens_before_mixing(x)
-        if corruption is not None and c.site == "stage3":
-            t = apply_corruption(t, corruption, self.mask_embedding, c.num_shifts, c.normalize_before_roll, roll)
-        out = self.encoder.tokens_after_mixing(t)
-        dec_in = out
-        if corruption is not None and c.site == "output":
+        if c.site == "stage3":
+            corrupted = apply_corruption(t, corruption, self.mask_embedding, c.num_shifts, c.normalize_before_roll, roll)
+            if c.clean_invariance and roll:
+                out, clean = self.encoder.tokens_after_mixing(torch.cat([corrupted, t])).chunk(2)
+                clean_pooled = clean.mean(dim=(2, 3))
+            else:
+                out = self.encoder.tokens_after_mixing(corrupted)
+            dec_in = out
+        else:
+            out = self.encoder.tokens_after_mixing(t)  # clean already: the corruption comes after the encoder
             dec_in = apply_corruption(out, corruption, self.mask_embedding, c.num_shifts, c.normalize_before_roll, roll)
-        return out, dec_in.flatten(2).transpose(1, 2)
+        pooled = clean_pooled if clean_pooled is not None else out.mean(dim=(2, 3))
+        return pooled, dec_in.flatten(2).transpose(1, 2)
 
     @torch.no_grad()
     def _targets(self, x: torch.Tensor) -> torch.Tensor:
@@ -76,7 +87,7 @@ class DualCorruptionSSL(nn.Module):
 
     def pretext(self, x: torch.Tensor, mask_ratio: float, rot_ratio: float, gen: torch.Generator | None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         corruption = sample_corruption(x.shape[0], self.tokens, mask_ratio, rot_ratio, self.cfg.num_shifts, x.device, gen)
-        grid, dec_in = self._encode(x, corruption)
+        pooled, dec_in = self._encode(x, corruption)
         out = self.decoder(dec_in, self.loss_cfg.grl_scale)
         losses = {
             "rec": reconstruction_loss(out["rec"], self._targets(x), corruption.mask),
@@ -86,7 +97,7 @@ class DualCorruptionSSL(nn.Module):
         with torch.no_grad():
             valid = corruption.shift_class >= 0
             losses["rot_acc"] = (out["rot"].argmax(-1)[valid] == corruption.shift_class[valid]).float().mean()
-        return losses, grid.mean(dim=(2, 3))
+        return losses, pooled
 
     def forward(self, views: list[torch.Tensor], mask_ratio: float, rot_ratio: float, gen: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """views: [first global view, second global view (view invariance), local crops stacked (multi-crop)]."""

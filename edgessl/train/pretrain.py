@@ -169,8 +169,8 @@ class Training:
 
     def __post_init__(self) -> None:  # fixed for the whole run: built once, not per step
         a = self.recipe.augment
-        self.aug = AugmentConfig(crop_scale=(a.crop_min_scale, 1.0), jitter=a.jitter, gray_prob=a.gray_prob)
-        self.local_aug = AugmentConfig(crop_scale=a.local_scale, jitter=a.jitter, gray_prob=a.gray_prob)
+        self.aug = AugmentConfig(crop_scale=(a.crop_min_scale, 1.0), jitter=a.jitter, gray_prob=a.gray_prob, hue=a.hue)
+        self.local_aug = AugmentConfig(crop_scale=a.local_scale, jitter=a.jitter, gray_prob=a.gray_prob, hue=a.hue)
         self.params = [p for p in self.method.parameters() if p.requires_grad]
 
     def step(self, step: int, raw: torch.Tensor) -> tuple[dict[str, float], bool, float]:
