@@ -91,6 +91,7 @@ def color_jitter(x: torch.Tensor, strength: float, prob: float, gen: torch.Gener
 
 # RGB <-> YIQ: a hue change is a rotation of the (I, Q) chroma plane; one 3x3 matrix per image.
 _RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+_YIQ_TO_RGB = torch.linalg.inv(_RGB_TO_YIQ)
 
 
 def hue_jitter(x: torch.Tensor, max_turn: float, prob: float, gen: torch.Generator | None = None) -> torch.Tensor:
@@ -103,7 +104,7 @@ def hue_jitter(x: torch.Tensor, max_turn: float, prob: float, gen: torch.Generat
     turn = torch.zeros(n, 3, 3)
     turn[:, 0, 0] = 1
     turn[:, 1, 1], turn[:, 1, 2], turn[:, 2, 1], turn[:, 2, 2] = cos, -sin, sin, cos
-    matrix = torch.linalg.inv(_RGB_TO_YIQ) @ turn @ _RGB_TO_YIQ  # n 3 3, RGB -> RGB
+    matrix = _YIQ_TO_RGB @ turn @ _RGB_TO_YIQ  # n 3 3, RGB -> RGB
     out = torch.einsum("nij,njhw->nihw", to_device(matrix, x.device).to(x.dtype), x)
     return out.clamp_(0, 1)
 
