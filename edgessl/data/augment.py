@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 MEAN = torch.tensor([0.4914, 0.4822, 0.4465]).view(1, 3, 1, 1)
 STD = torch.tensor([0.2470, 0.2435, 0.2616]).view(1, 3, 1, 1)
+LUMA = (0.299, 0.587, 0.114)  # Rec. 601 weights of R, G, B in brightness
 
 
 @dataclass
@@ -73,6 +74,11 @@ def random_resized_crop(x: torch.Tensor, scale: tuple[float, float], flip: bool,
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
 
+def luma(x: torch.Tensor) -> torch.Tensor:
+    """B 3 H W -> B 1 H W brightness."""
+    return LUMA[0] * x[:, :1] + LUMA[1] * x[:, 1:2] + LUMA[2] * x[:, 2:3]
+
+
 def color_jitter(x: torch.Tensor, strength: float, prob: float, gen: torch.Generator | None = None) -> torch.Tensor:
     n = x.shape[0]
 
@@ -84,13 +90,13 @@ def color_jitter(x: torch.Tensor, strength: float, prob: float, gen: torch.Gener
     x = x * factor()
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
     x = (x - mean) * factor() + mean
-    gray = 0.299 * x[:, :1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
+    gray = luma(x)
     x = (x - gray) * factor() + gray
     return x.clamp_(0, 1)
 
 
 # RGB <-> YIQ: a hue change is a rotation of the (I, Q) chroma plane; one 3x3 matrix per image.
-_RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+_RGB_TO_YIQ = torch.tensor([LUMA, [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
 _YIQ_TO_RGB = torch.linalg.inv(_RGB_TO_YIQ)
 
 
@@ -110,7 +116,7 @@ def hue_jitter(x: torch.Tensor, max_turn: float, prob: float, gen: torch.Generat
 
 
 def random_grayscale(x: torch.Tensor, prob: float, gen: torch.Generator | None = None) -> torch.Tensor:
-    gray = (0.299 * x[:, :1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]).expand_as(x)
+    gray = luma(x).expand_as(x)
     pick = to_device(torch.rand(x.shape[0], 1, 1, 1, generator=gen) < prob, x.device)
     return torch.where(pick, gray, x)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import time
@@ -170,7 +171,7 @@ class Training:
     def __post_init__(self) -> None:  # fixed for the whole run: built once, not per step
         a = self.recipe.augment
         self.aug = AugmentConfig(crop_scale=(a.crop_min_scale, 1.0), jitter=a.jitter, gray_prob=a.gray_prob, hue=a.hue)
-        self.local_aug = AugmentConfig(crop_scale=a.local_scale, jitter=a.jitter, gray_prob=a.gray_prob, hue=a.hue)
+        self.local_aug = dataclasses.replace(self.aug, crop_scale=a.local_scale)
         self.params = [p for p in self.method.parameters() if p.requires_grad]
 
     def step(self, step: int, raw: torch.Tensor) -> tuple[dict[str, float], bool, float]:
