@@ -26,6 +26,13 @@ def test_vicreg_prefers_matching_diverse_views():
     assert vicreg_loss(collapsed, collapsed, 25, 25, 1) > vicreg_loss(z, z, 25, 25, 1)
 
 
+def test_vicreg_covariance_term_matches_the_explicit_covariance_matrix():
+    z = torch.randn(48, 96) + torch.randn(48, 1)  # a shared component gives real off-diagonal covariance
+    c = torch.cov(z.T)
+    explicit = (c - torch.diag(torch.diag(c))).pow(2).sum() / z.shape[1]
+    torch.testing.assert_close(vicreg_loss(z, z, 0, 0, 1), 2 * explicit)
+
+
 def test_every_site_target_and_rotation_gives_finite_losses_and_gradients():
     combos = [(site, target, "roll") for site in ("stage3", "output") for target in ("pixels", "ema")]
     for site, target, rotation in [*combos, ("stage3", "pixels", "rot90"), ("output", "ema", "rot90")]:
