@@ -31,6 +31,11 @@ class DataError(ValueError):
     """A data path that does not hold what we can read; the message says what was expected."""
 
 
+def unreadable_shard(path: Path, err: Exception) -> DataError:
+    # tarfile lists one failed method per line; the CLI promises a one-line error
+    return DataError(f"shard {path} is not a readable tar archive ({' '.join(str(err).split())}); {DATA_HELP}")
+
+
 @dataclass
 class ImageArrays:
     images: np.ndarray  # uint8, N x H x W x 3
@@ -113,7 +118,7 @@ def read_webdataset(root: Path, split: str, size: int | None) -> ImageArrays:
                     key, _, ext = member.name.partition(".")
                     pending.setdefault(key, {})[ext.lower()] = tar.extractfile(member).read()
         except (tarfile.TarError, OSError, EOFError) as err:
-            raise DataError(f"shard {shard} is not a readable tar archive ({err}); {DATA_HELP}") from err
+            raise unreadable_shard(shard, err) from err
         for parts in pending.values():
             img = next((parts[e] for e in ("jpg", "jpeg", "png", "webp") if e in parts), None)
             if img is None:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edgessl.data.readers import DataError, decode_image, shard_paths
+from edgessl.data.readers import DataError, decode_image, shard_paths, unreadable_shard
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 
@@ -39,7 +39,7 @@ def iter_shard(path: Path, size: int) -> Iterator[np.ndarray]:
             if image is not None:
                 yield decode_image(image, size)
     except (tarfile.TarError, OSError, EOFError) as err:
-        raise DataError(f"shard {path} is not a readable tar archive ({err})") from err
+        raise unreadable_shard(path, err) from err
 
 
 def count_samples(root: Path, split: str) -> int | None:
