@@ -13,6 +13,7 @@ from edgessl.data.augment import supervised_view
 from edgessl.data.readers import ImageArrays
 from edgessl.data.splits import label_fraction_indices
 from edgessl.eval.features import extract_features
+from edgessl.models import use_fused_backward
 
 
 class Classifier(nn.Module):
@@ -48,6 +49,7 @@ def supervised_train(
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.1)
     gen = torch.Generator().manual_seed(seed)
     model.train()
+    use_fused_backward(model)
     for _ in range(epochs):
         for idx in torch.randperm(len(indices), generator=gen).to(device).split(batch_size):
             loss = F.cross_entropy(model(supervised_view(images[idx], gen)), labels[idx])
@@ -55,6 +57,7 @@ def supervised_train(
             loss.backward()
             opt.step()
             sched.step()
+    use_fused_backward(model, False)  # the classifier may go on to QAT, which traces ordinary ops
     return evaluate(model, test, device), model.cpu()
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edgessl.models.tinynext import CONFIGS, TinyNeXt, build_tinynext
+from edgessl.models.tinynext import CONFIGS, TinyNeXt, build_tinynext, use_fused_backward
 
 ENCODER_LIMIT_PARAMS = 1_000_000
 
@@ -21,4 +21,4 @@ def count_params(model: torch.nn.Module) -> int:  # noqa: F821
     return sum(p.numel() for p in model.parameters())
 
 
-__all__ = ["ENCODER_LIMIT_PARAMS", "TinyNeXt", "count_params", "create_encoder", "list_models"]
+__all__ = ["ENCODER_LIMIT_PARAMS", "TinyNeXt", "count_params", "create_encoder", "list_models", "use_fused_backward"]

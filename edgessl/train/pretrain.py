@@ -19,7 +19,7 @@ from edgessl.data.augment import AugmentConfig, ssl_view, to_device
 from edgessl.data.cache import load_split
 from edgessl.data.readers import classes_from_meta
 from edgessl.data.stream import ShardStream
-from edgessl.models import create_encoder
+from edgessl.models import create_encoder, use_fused_backward
 from edgessl.recipe import Recipe, RecipeError
 from edgessl.ssl.dual_corruption import DualCorruptionSSL
 from edgessl.ssl.scheduler import DynamicCorruptionScheduler
@@ -213,6 +213,7 @@ def _train(recipe: Recipe, out_dir: Path, resume: bool, on_step: Callable[[int],
     out_dir.mkdir(parents=True, exist_ok=True)
     source, classes = batch_source(recipe, ctx, device)
     method = DualCorruptionSSL(create_encoder(recipe.encoder, recipe.data.image_size), recipe).to(device, memory_format=torch.channels_last)
+    use_fused_backward(method)
     opt = torch.optim.AdamW((p for p in method.parameters() if p.requires_grad), lr=recipe.optim.lr, weight_decay=recipe.optim.weight_decay)
     sched = DynamicCorruptionScheduler(recipe.scheduler, recipe.corruption.mask_ratio, recipe.corruption.rot_ratio)
     batch = min(recipe.optim.batch_size, source.samples)

@@ -1,8 +1,8 @@
 import torch
 
-from edgessl.models import ENCODER_LIMIT_PARAMS, count_params, create_encoder, list_models
+from edgessl.models import ENCODER_LIMIT_PARAMS, count_params, create_encoder, list_models, use_fused_backward
 from edgessl.models.profile import count_macs
-from edgessl.models.tinynext import QuickGELU
+from edgessl.models.tinynext import QuickGELU, _QuickGELUFunction
 
 
 def test_tinynext_t_parameter_budget_and_feature_dim():
@@ -29,6 +29,21 @@ def test_macs_are_counted_per_image():
 def test_quick_gelu_is_x_sigmoid_1702x():
     x = torch.linspace(-6, 6, 101)
     torch.testing.assert_close(QuickGELU()(x), x * torch.sigmoid(1.702 * x))
+
+
+def test_fused_backward_gives_the_autograd_gradient():
+    x = torch.randn(2, 4, 5, 5, dtype=torch.double, requires_grad=True)
+    assert torch.autograd.gradcheck(_QuickGELUFunction.apply, (x,))
+    model = create_encoder("tinynext_t", 32).double()  # float64: compare gradients, not rounding
+    images = torch.randn(4, 3, 32, 32, dtype=torch.double)
+    grads = []
+    for fused in (False, True):
+        use_fused_backward(model, fused)
+        model.zero_grad()
+        model(images).square().sum().backward()
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
+    torch.testing.assert_close(grads[1], grads[0])
+    assert all(m.fused_backward for m in model.modules() if isinstance(m, QuickGELU))
 
 
 def test_registry_lists_and_rejects_names():
