@@ -42,6 +42,12 @@ VARIANTS: dict[str, list[str]] = {
     "paper + VICReg + multi-crop, crops from 8 % area": ["loss.view_invariance=1", "augment.local_crops=4", "augment.crop_min_scale=0.08"],
     "paper + VICReg + multi-crop, hue jitter": ["loss.view_invariance=1", "augment.local_crops=4", "augment.hue=0.1"],
     "paper + VICReg + multi-crop, clean pass for view invariance": ["loss.view_invariance=1", "augment.local_crops=4", "corruption.clean_invariance=true"],
+    # the shipped recipe (clean invariance, hue, 2 local crops) and what each of its parts costs or buys
+    "shipped default": [],
+    "shipped default, no corruption": ["corruption.enabled=false"],
+    "shipped default, pretext on a quarter of each batch": ["corruption.pretext_fraction=0.25"],
+    "shipped default, no local crops": ["augment.local_crops=0"],
+    "shipped default, 4 local crops": ["augment.local_crops=4"],
 }
 
 

@@ -20,7 +20,7 @@ from _common import RESULTS, command_line, environment, write_results
 from edgessl.data.cache import load_split
 from edgessl.data.splits import label_fraction_indices
 from edgessl.eval.features import extract_features, load_encoder
-from edgessl.eval.finetune import supervised_train
+from edgessl.eval.finetune import DEFAULT_LR, supervised_train
 from edgessl.eval.probe import fit_probe
 from edgessl.models import create_encoder
 
@@ -78,6 +78,8 @@ def main() -> None:
     p.add_argument("--finetune-fractions", type=float, nargs="*", default=[0.2])
     p.add_argument("--supervised-fractions", type=float, nargs="*", help="default: the fine-tuning fractions")
     p.add_argument("--epochs", type=int, default=30, help="fine-tuning and supervised-from-scratch epochs")
+    p.add_argument("--optimizer", choices=sorted(DEFAULT_LR), default="sgd", help="fine-tuning and scratch (SGD: momentum 0.9, nesterov, wd 5e-4)")
+    p.add_argument("--lr", type=float, help="peak one-cycle learning rate (default: 0.1 for sgd, 2e-3 for adamw)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     args = p.parse_args()
@@ -87,18 +89,20 @@ def main() -> None:
     train, test = load_split(args.data, "train", size), load_split(args.data, "test", size)
     rows = {"linear probe (frozen SSL encoder)": probe_curve(encoder, train, test, args.fractions, args.probe_epochs, args.seed, args.device)}
     rows["fine-tuned SSL encoder"], rows["supervised from scratch"] = {}, {}
+    train_args = (args.epochs, args.seed, args.optimizer, args.lr)
     for fraction in args.finetune_fractions:
-        rows["fine-tuned SSL encoder"][f"{fraction:g}"], _ = supervised_train(load_encoder(args.encoder)[0], train, test, fraction, args.epochs, args.seed, device=args.device)
+        rows["fine-tuned SSL encoder"][f"{fraction:g}"], _ = supervised_train(load_encoder(args.encoder)[0], train, test, fraction, *train_args, device=args.device)
         print(f"fine-tune {fraction:.0%}: {rows['fine-tuned SSL encoder'][f'{fraction:g}']:.2f} %", flush=True)
     for fraction in args.supervised_fractions if args.supervised_fractions is not None else args.finetune_fractions:
         torch.manual_seed(args.seed)
         scratch = create_encoder(payload["encoder"], size)
-        rows["supervised from scratch"][f"{fraction:g}"], _ = supervised_train(scratch, train, test, fraction, args.epochs, args.seed, device=args.device)
+        rows["supervised from scratch"][f"{fraction:g}"], _ = supervised_train(scratch, train, test, fraction, *train_args, device=args.device)
         print(f"scratch {fraction:.0%}: {rows['supervised from scratch'][f'{fraction:g}']:.2f} %", flush=True)
     env = environment()
+    optimizer = f"{args.optimizer} {args.lr or DEFAULT_LR[args.optimizer]:g}"
     protocol = (
         f"Reproduce: `{command_line()}`\n\nMeasured: encoder `{args.encoder}`, seed {args.seed}, stratified label fractions, linear probe "
-        f"{args.probe_epochs} epochs on standardised pooled features; fine-tuning and scratch: {args.epochs} epochs, AdamW 2e-3 one-cycle, "
+        f"{args.probe_epochs} epochs on standardised pooled features; fine-tuning and scratch: {args.epochs} epochs, {optimizer} one-cycle, "
         f"crop + flip; top-1 on {len(test)} test images; {env['device']} ({env['cpu_threads']} threads), torch {env['torch']}, "
         f"{(time.perf_counter() - t0) / 60:.0f} min, {env['date']}."
     )

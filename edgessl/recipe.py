@@ -83,6 +83,7 @@ class ProbeConfig:
     label_fraction: float = 0.2
     epochs: int = 100
     seed: int = 0
+    monitor_every: int = 0  # > 0: also probe every N epochs during pretraining (runs/<name>/probe_curve.csv)
 
 
 @dataclass

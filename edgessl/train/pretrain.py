@@ -25,6 +25,7 @@ from edgessl.ssl.dual_corruption import DualCorruptionSSL
 from edgessl.ssl.scheduler import DynamicCorruptionScheduler
 from edgessl.train.checkpoint import encoder_payload, load, save_atomic
 from edgessl.train.distributed import DistContext, barrier, cleanup, init_distributed, mean_across_ranks, parameter_checksums, shard
+from edgessl.train.monitor import ProbeMonitor
 from edgessl.train.progress import Progress
 
 PRECISIONS = ("fp32", "bf16")
@@ -40,6 +41,7 @@ class PretrainResult:
     compute_seconds: float
     data_seconds: float
     world_size: int = 1
+    monitor_seconds: float = 0.0  # mid-run linear probes (probe.monitor_every): in wall_seconds, not in compute
 
 
 def lr_at(step: int, total: int, warmup: int, base: float) -> float:
@@ -234,6 +236,7 @@ def _train(recipe: Recipe, out_dir: Path, resume: bool, on_step: Callable[[int],
         if ctx.is_main:
             save_atomic({"method": method.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": step}, last_path)
 
+    monitor = ProbeMonitor(recipe, out_dir, resume, str(device)) if recipe.probe.monitor_every > 0 and ctx.is_main else None
     if ctx.is_main:
         (out_dir / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=2))
         log = MetricsLog(out_dir, append=resume, after_step=step)
@@ -258,6 +261,10 @@ def _train(recipe: Recipe, out_dir: Path, resume: bool, on_step: Callable[[int],
                     log.write({"step": step, "epoch": epoch, "lr": opt.param_groups[0]["lr"], **values, **_sched_row(sched), "img_per_s": progress.rate()})
             if step % recipe.checkpoint_every_steps == 0 or step % steps_per_epoch == 0:
                 save_state()
+            if monitor is not None and step % steps_per_epoch == 0 and monitor.due(step // steps_per_epoch):
+                top1 = monitor.run(method.encoder, step // steps_per_epoch, step)
+                method.train()
+                print(f"epoch {step // steps_per_epoch}: linear probe {top1:.2f} % ({monitor.path})", flush=True)
             if on_step is not None:
                 on_step(step)
         batches.close()
@@ -273,7 +280,7 @@ def _train(recipe: Recipe, out_dir: Path, resume: bool, on_step: Callable[[int],
         (out_dir / "distributed.json").write_text(json.dumps({"world_size": ctx.world_size, "steps": step, "parameter_checksums": checksums}, indent=1))
         plot_scheduler(sched.history, out_dir / "scheduler.png")
     barrier(ctx)
-    return PretrainResult(out_dir, encoder_path, step, wall, compute_s, data_s, ctx.world_size)
+    return PretrainResult(out_dir, encoder_path, step, wall, compute_s, data_s, ctx.world_size, monitor.seconds if monitor else 0.0)
 
 
 def _truncate_after(path: Path, step: int) -> None:

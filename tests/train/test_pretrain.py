@@ -1,7 +1,9 @@
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from edgessl.recipe import load_recipe
 from edgessl.train.checkpoint import load
@@ -44,3 +46,22 @@ def test_killed_run_resumes_to_the_same_step_count_and_weights(tmp_path):
     a, b = load(full.encoder_path)["state_dict"], load(resumed.encoder_path)["state_dict"]
     for key in a:
         torch.testing.assert_close(a[key].float(), b[key].float(), rtol=1e-4, atol=1e-4)
+
+
+def test_probe_monitor_logs_a_learning_curve_apart_from_training_time(tmp_path):
+    result = pretrain(_recipe("probe.monitor_every=1", "probe.epochs=5"), tmp_path)
+    lines = (tmp_path / "probe_curve.csv").read_text().splitlines()
+    assert lines[0] == "epoch,step,top1,seconds"
+    rows = [line.split(",") for line in lines[1:]]
+    assert [(int(r[0]), int(r[1])) for r in rows] == [(1, 16), (2, 32)]
+    assert all(0 <= float(r[2]) <= 100 for r in rows)
+    assert 0 < result.monitor_seconds < result.wall_seconds
+
+
+def test_probe_monitor_on_unlabelled_data_is_refused(tmp_path):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(4):
+        Image.fromarray(np.full((32, 32, 3), i * 40, dtype=np.uint8)).save(folder / f"{i}.png")
+    with pytest.raises(ValueError, match="monitor_every=0"):
+        pretrain(_recipe(f"data.path={folder}", "probe.monitor_every=1"), tmp_path / "run")
