@@ -45,7 +45,6 @@ VARIANTS: dict[str, list[str]] = {
     # the shipped recipe (clean invariance, hue, 2 local crops) and what each of its parts costs or buys
     "shipped default": [],
     "shipped default, no corruption": ["corruption.enabled=false"],
-    "shipped default, pretext on a quarter of each batch": ["corruption.pretext_fraction=0.25"],
     "shipped default, no local crops": ["augment.local_crops=0"],
     "shipped default, 4 local crops": ["augment.local_crops=4"],
 }

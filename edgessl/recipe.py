@@ -38,9 +38,6 @@ class CorruptionConfig:
     # true: view invariance reads a clean pass of the first view (stem to stage 2 shared with the corrupted
     # pass), so the invariance term never has to match a corrupted view
     clean_invariance: bool = False
-    # share of each batch that takes the corrupted pass and the decoder (needs clean_invariance): the
-    # pretext tasks learn from fewer images per step, the step costs less
-    pretext_fraction: float = 1.0
 
 
 @dataclass

@@ -39,10 +39,6 @@ class DualCorruptionSSL(nn.Module):
         self.patch = encoder.total_stride
         if not c.enabled and lc.view_invariance <= 0:
             raise ValueError("corruption.enabled=false leaves nothing to learn; set loss.view_invariance > 0")
-        if not 0 < c.pretext_fraction <= 1:
-            raise ValueError(f"corruption.pretext_fraction {c.pretext_fraction} must be in (0, 1]")
-        if c.pretext_fraction < 1 and not c.clean_invariance:
-            raise ValueError("corruption.pretext_fraction < 1 needs corruption.clean_invariance=true (view invariance must see every image)")
         if recipe.augment.local_crops and lc.view_invariance <= 0:
             raise ValueError("augment.local_crops needs the view-invariance term; set loss.view_invariance > 0")
         site_dim = encoder.token_dim if c.site == "stage3" else encoder.feature_dim
@@ -57,28 +53,28 @@ class DualCorruptionSSL(nn.Module):
         return 2 if self.projector is not None else 1
 
     def _encode(self, x: torch.Tensor, corruption: Corruption) -> tuple[torch.Tensor, torch.Tensor]:
-        """Returns (pooled features for view invariance B D, tokens fed to the decoder K N D).
+        """Returns (pooled features for view invariance B D, tokens fed to the decoder B N D).
 
-        The corruption covers the first K images of the batch (`corruption.pretext_fraction`). The pooled
-        features come from the corrupted pass, or from a clean one of all B images when
+        The pooled features come from the corrupted pass, or from a clean one when
         `corruption.clean_invariance` is set: with site=stage3 and roll the clean pass shares the stem to
-        stage 2 and runs stages 3-4 on the corrupted and the clean tokens stacked."""
+        stage 2 and runs stages 3-4 on the same batch twice (clean and corrupted stacked)."""
         c = self.cfg
         roll = c.rotation == "roll"
-        k = corruption.mask.shape[0]
         clean_pooled = self.encoder(x) if c.clean_invariance and not roll else None  # turned pixels: a full clean pass
-        t = self.encoder.tokens_before_mixing(x if roll else rotate_patches(x[:k], corruption.shift_class, self.patch))
+        if not roll:
+            x = rotate_patches(x, corruption.shift_class, self.patch)
+        t = self.encoder.tokens_before_mixing(x)
         if c.site == "stage3":
-            corrupted = apply_corruption(t[:k], corruption, self.mask_embedding, c.num_shifts, c.normalize_before_roll, roll)
+            corrupted = apply_corruption(t, corruption, self.mask_embedding, c.num_shifts, c.normalize_before_roll, roll)
             if c.clean_invariance and roll:
-                out, clean = self.encoder.tokens_after_mixing(torch.cat([corrupted, t])).split([k, len(x)])
+                out, clean = self.encoder.tokens_after_mixing(torch.cat([corrupted, t])).chunk(2)
                 clean_pooled = clean.mean(dim=(2, 3))
             else:
                 out = self.encoder.tokens_after_mixing(corrupted)
             dec_in = out
         else:
             out = self.encoder.tokens_after_mixing(t)  # clean already: the corruption comes after the encoder
-            dec_in = apply_corruption(out[:k], corruption, self.mask_embedding, c.num_shifts, c.normalize_before_roll, roll)
+            dec_in = apply_corruption(out, corruption, self.mask_embedding, c.num_shifts, c.normalize_before_roll, roll)
         pooled = clean_pooled if clean_pooled is not None else out.mean(dim=(2, 3))
         return pooled, dec_in.flatten(2).transpose(1, 2)
 
@@ -90,12 +86,11 @@ class DualCorruptionSSL(nn.Module):
         return F.layer_norm(t, t.shape[-1:])
 
     def pretext(self, x: torch.Tensor, mask_ratio: float, rot_ratio: float, gen: torch.Generator | None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        k = max(1, round(self.cfg.pretext_fraction * x.shape[0]))
-        corruption = sample_corruption(k, self.tokens, mask_ratio, rot_ratio, self.cfg.num_shifts, x.device, gen)
+        corruption = sample_corruption(x.shape[0], self.tokens, mask_ratio, rot_ratio, self.cfg.num_shifts, x.device, gen)
         pooled, dec_in = self._encode(x, corruption)
         out = self.decoder(dec_in, self.loss_cfg.grl_scale)
         losses = {
-            "rec": reconstruction_loss(out["rec"], self._targets(x[:k]), corruption.mask),
+            "rec": reconstruction_loss(out["rec"], self._targets(x), corruption.mask),
             "rot": rotation_loss(out["rot"], corruption.shift_class),
             "dis": disentanglement_loss(out["rec_probe"], corruption.shift_class, out["rot_probe"], corruption.mask),
         }

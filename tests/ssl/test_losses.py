@@ -96,25 +96,3 @@ def test_clean_invariance_gives_view_invariance_the_uncorrupted_features(rotatio
         clean_features[clean] = method.encoder(x)  # eval mode: BatchNorm's running statistics, so the stacked pass matches
     torch.testing.assert_close(pooled[True], clean_features[True], atol=1e-5, rtol=1e-4)
     assert (pooled[False] - clean_features[False]).norm() > 0.01 * clean_features[False].norm()
-
-
-@pytest.mark.parametrize(("site", "rotation"), [("stage3", "roll"), ("stage3", "rot90"), ("output", "roll")])
-def test_pretext_fraction_corrupts_part_of_the_batch_and_keeps_every_image_for_view_invariance(site, rotation):
-    shifts = 3 if rotation == "rot90" else 4
-    overrides = [f"corruption.site={site}", f"corruption.rotation={rotation}", f"corruption.num_shifts={shifts}"]
-    recipe = load_recipe(None, [*overrides, "loss.view_invariance=1", "corruption.clean_invariance=true", "corruption.pretext_fraction=0.25"])
-    method = DualCorruptionSSL(create_encoder("tinynext_t", 32), recipe).eval()
-    x = torch.randn(8, 3, 32, 32)
-    losses, pooled = method.pretext(x, 0.3, 0.3, torch.Generator().manual_seed(0))
-    torch.testing.assert_close(pooled, method.encoder(x), atol=1e-5, rtol=1e-4)
-    method.train()
-    losses = method([x, x.flip(-1)], 0.3, 0.3, torch.Generator().manual_seed(0))
-    method.total_loss(losses, 1.0, 1.0).backward()
-    assert all(torch.isfinite(v) for v in losses.values())
-    assert method.decoder.rot_out.weight.grad.abs().sum() > 0
-
-
-def test_pretext_fraction_without_clean_invariance_is_refused():
-    recipe = load_recipe(None, ["loss.view_invariance=1", "corruption.pretext_fraction=0.5"])
-    with pytest.raises(ValueError, match="clean_invariance"):
-        DualCorruptionSSL(create_encoder("tinynext_t", 32), recipe)
