@@ -20,12 +20,14 @@ from edgessl.models import use_fused_backward
 DEFAULT_LR = {"sgd": 0.1, "adamw": 2e-3}
 
 
-def make_optimizer(name: str, params: Iterable[nn.Parameter], lr: float) -> torch.optim.Optimizer:
+def make_optimizer(name: str, params: Iterable[nn.Parameter], lr: float | None = None) -> torch.optim.Optimizer:
+    """`lr=None`: the optimiser's default peak learning rate (DEFAULT_LR)."""
+    if name not in DEFAULT_LR:
+        raise ValueError(f"optimizer {name!r}; known: {', '.join(DEFAULT_LR)}")
+    lr = DEFAULT_LR[name] if lr is None else lr
     if name == "sgd":
         return torch.optim.SGD(params, lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
-    if name == "adamw":
-        return torch.optim.AdamW(params, lr, weight_decay=0.05)
-    raise ValueError(f"optimizer {name!r}; known: {', '.join(DEFAULT_LR)}")
+    return torch.optim.AdamW(params, lr, weight_decay=0.05)
 
 
 class Classifier(nn.Module):
@@ -57,10 +59,9 @@ def supervised_train(
     images, labels = torch.from_numpy(train.images[indices]).to(device), torch.from_numpy(train.labels[indices]).to(device)
     classes = int(train.labels.max()) + 1
     model = Classifier(encoder, nn.Linear(encoder.feature_dim, classes)).to(device)
-    lr = lr if lr is not None else DEFAULT_LR[optimizer]
     opt = make_optimizer(optimizer, model.parameters(), lr)
     steps = epochs * math.ceil(len(indices) / batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.1)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, opt.defaults["lr"], total_steps=steps, pct_start=0.1)
     gen = torch.Generator().manual_seed(seed)
     model.train()
     use_fused_backward(model)

@@ -259,12 +259,13 @@ def _train(recipe: Recipe, out_dir: Path, resume: bool, on_step: Callable[[int],
                 progress.advance(f"loss {values['loss']:.3f} rec {values['rec']:.3f} rot {values['rot']:.3f} acc {values['rot_acc']:.2f}")
                 if changed or step % recipe.log_every == 0 or step == total:
                     log.write({"step": step, "epoch": epoch, "lr": opt.param_groups[0]["lr"], **values, **_sched_row(sched), "img_per_s": progress.rate()})
-            if step % recipe.checkpoint_every_steps == 0 or step % steps_per_epoch == 0:
+            epoch_done = step // steps_per_epoch if step % steps_per_epoch == 0 else None
+            if epoch_done is not None or step % recipe.checkpoint_every_steps == 0:
                 save_state()
-            if monitor is not None and step % steps_per_epoch == 0 and monitor.due(step // steps_per_epoch):
-                top1 = monitor.run(method.encoder, step // steps_per_epoch, step)
+            if monitor is not None and epoch_done is not None and monitor.due(epoch_done):
+                top1 = monitor.run(method.encoder, epoch_done, step)
                 method.train()
-                print(f"epoch {step // steps_per_epoch}: linear probe {top1:.2f} % ({monitor.path})", flush=True)
+                print(f"epoch {epoch_done}: linear probe {top1:.2f} % ({monitor.path})", flush=True)
             if on_step is not None:
                 on_step(step)
         batches.close()
