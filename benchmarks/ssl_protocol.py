@@ -11,11 +11,13 @@ benchmarks/results/ssl_protocol.{json,md}.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -30,6 +32,7 @@ from edgessl.recipe import load_recipe
 from edgessl.train.pretrain import pretrain
 
 PUBLISHED = {"cifar10": 60.01, "tinyimagenet": 11.23}
+TREND_TARGET = 80  # % linear-probe top-1 the schedule trend is extrapolated to
 
 
 def dataset_key(data: str) -> str:
@@ -43,10 +46,9 @@ def run(args: argparse.Namespace, previous: dict) -> dict:
     if args.epochs is not None:
         overrides.append(f"optim.epochs={args.epochs}")
     recipe = load_recipe(recipe_path, overrides)
-    out = Path(args.runs) / f"ssl_protocol_{key}"
-    t0 = time.perf_counter()
+    out = Path(args.runs) / f"ssl_protocol_{args.name or key}"
     result = pretrain(recipe, out, resume=args.resume)
-    pretrain_s = time.perf_counter() - t0 - result.monitor_seconds  # mid-run probes (probe.monitor_every) are not pretraining
+    pretrain_s = result.run_seconds  # all resumed segments, without mid-run probes (probe.monitor_every)
     train = load_split(args.data, "train", recipe.data.image_size)
     test = load_split(args.data, recipe.data.test_split, recipe.data.image_size)
     fraction = recipe.probe.label_fraction
@@ -93,24 +95,41 @@ def run(args: argparse.Namespace, previous: dict) -> dict:
         "environment": environment(),
         "command": command_line(),
         "scheduler_final": json.loads(result.out_dir.joinpath("scheduler.json").read_text())[-1],
+        "probe_curve": read_probe_curve(result.out_dir / "probe_curve.csv") if recipe.probe.monitor_every > 0 else [],
     }
 
 
+def read_probe_curve(path: Path) -> list[dict]:
+    with path.open() as f:
+        return [{"epoch": int(r["epoch"]), "top1": float(r["top1"])} for r in csv.DictReader(f)]
+
+
 def summary(sections: dict) -> dict:
+    """Headline numbers per data set. The section named after the data set is its default budget; sections
+    with other names (--name) are other budgets of the same data set and only compete for the cpu2h and
+    best entries, each with its own budget."""
     s: dict = {}
-    for key, sec in sections.items():
+    for key in sorted({sec["dataset"] for sec in sections.values()}):
+        budgets = [sec for sec in sections.values() if sec["dataset"] == key]
+        sec = sections.get(key, budgets[0])
         rows = sec["rows"]
-        s[f"{key}_linear_probe_top1"] = round(rows["edgessl_ssl_probe"]["top1"], 2)
+        s[f"{key}_linear_probe_top1"] = _probe_top1(sec)
         s[f"{key}_random_init_probe_top1"] = round(rows["random_init_probe"]["top1"], 2)
         s[f"{key}_pretrain_cpu_hours"] = sec["pretrain_cpu_hours"]
         s[f"{key}_published_top1"] = rows["published"]["top1"]
         if "supervised_scratch" in rows:
             s[f"{key}_supervised_scratch_top1"] = round(rows["supervised_scratch"]["top1"], 2)
-        on_cpu = sec["environment"]["device"] == "cpu"
-        if on_cpu and sec["pretrain_cpu_hours"] <= 2.0:
-            s[f"{key}_linear_probe_top1_cpu2h"] = s[f"{key}_linear_probe_top1"]
-        s[f"{key}_linear_probe_top1_best"] = s[f"{key}_linear_probe_top1"]
-        s[f"{key}_best_budget"] = budget_text(rows["edgessl_ssl_probe"], sec["environment"])
+        in_cpu2h = [b for b in budgets if b["environment"]["device"] == "cpu" and b["pretrain_cpu_hours"] <= 2.0]
+        if in_cpu2h:
+            s[f"{key}_linear_probe_top1_cpu2h"] = max(_probe_top1(b) for b in in_cpu2h)
+        best = max(budgets, key=_probe_top1)
+        s[f"{key}_linear_probe_top1_best"] = _probe_top1(best)
+        s[f"{key}_best_budget"] = budget_text(best["rows"]["edgessl_ssl_probe"], best["environment"])
+        trend = schedule_trend(sec, budgets)
+        if trend:
+            s[f"{key}_probe_points_per_doubling"] = trend["points_per_doubling"]
+            s[f"{key}_predicted_epochs_for_{TREND_TARGET}"] = trend["epochs_for_target"]
+            s[f"{key}_predicted_cpu_hours_for_{TREND_TARGET}"] = trend["cpu_hours_for_target"]
     efficiency = read_results("label_efficiency")
     finetune = efficiency.get("summary", {}).get("finetune_top1_0.2")
     if finetune is not None:  # fine-tune and its from-scratch twin: same labels, epochs, augmentation and optimiser
@@ -120,18 +139,48 @@ def summary(sections: dict) -> dict:
     return s
 
 
+def _same_recipe_but_length(a: dict, b: dict) -> bool:
+    def strip(recipe: dict) -> dict:
+        return recipe | {"optim": recipe["optim"] | {"epochs": 0}, "probe": recipe["probe"] | {"monitor_every": 0}}
+
+    return strip(a["recipe"]) == strip(b["recipe"])
+
+
+def schedule_trend(default: dict, budgets: list[dict]) -> dict | None:
+    """Estimated, not measured: probe top-1 = a + b ln(epochs), fitted to the endpoints of complete CPU runs
+    of the default section's recipe at different lengths (mid-run probes are not endpoints), and the epochs
+    and CPU hours that the fit predicts for TREND_TARGET %. None with fewer than two lengths."""
+    runs = [b for b in budgets if b["environment"]["device"] == "cpu" and _same_recipe_but_length(b, default)]
+    points = sorted((b["rows"]["edgessl_ssl_probe"]["pretrain_epochs"], _probe_top1(b), b["rows"]["edgessl_ssl_probe"]["pretrain_wall_s"]) for b in runs)
+    if len({p[0] for p in points}) < 2:
+        return None
+    epochs, top1, wall = (np.array(v, dtype=float) for v in zip(*points, strict=True))
+    slope, intercept = np.polyfit(np.log(epochs), top1, 1)
+    target_epochs = float(np.exp((TREND_TARGET - intercept) / slope)) if slope > 0 else float("inf")
+    return {
+        "points": [{"epochs": int(e), "top1": t, "wall_s": w} for e, t, w in points],
+        "points_per_doubling": round(float(slope * np.log(2)), 2),
+        "epochs_for_target": round(target_epochs),
+        "cpu_hours_for_target": round(target_epochs * float(np.mean(wall / epochs)) / 3600, 1),
+    }
+
+
+def _probe_top1(section: dict) -> float:
+    return round(section["rows"]["edgessl_ssl_probe"]["top1"], 2)
+
+
 def budget_text(row: dict, env: dict) -> str:
     return f"{row['pretrain_epochs']} epochs, {row['pretrain_wall_s'] / 60:.0f} min pretraining on {env['device']} ({env['cpu_threads']} threads)"
 
 
 def markdown(sections: dict, summary: dict) -> str:
     lines = ["# SSL protocol: pretrain, then linear probe with a label fraction", ""]
-    for key, sec in sections.items():
+    for key, sec in sorted(sections.items(), key=lambda kv: (kv[1]["dataset"], kv[0] != kv[1]["dataset"], kv[0])):  # default budget first
         env = sec["environment"]
         lines += [
             f"## {key}",
             "",
-            f"Reproduce: `{sec['command']}`",
+            f"Reproduce: `{sec['command']}`" + (f" ({sec['provenance']})" if "provenance" in sec else ""),
             "",
             f"Protocol: seed {sec['seed']}, label fraction {sec['label_fraction']}, {sec['probe_protocol']}; "
             f"device {env['device']} ({env['cpu_threads']} threads), torch {env['torch']}, {env['date']}.",
@@ -147,6 +196,13 @@ def markdown(sections: dict, summary: dict) -> str:
                 budget = f"{row['epochs']} epochs, {row['wall_s'] / 60:.0f} CPU-min"
             lines.append(f"| {name} | {row['top1']:.2f} | {budget} | {row['how']} |")
         lines.append("")
+        if sec.get("probe_curve"):
+            points = ", ".join(f"epoch {p['epoch']}: {p['top1']:.2f}" for p in sec["probe_curve"])
+            lines += [
+                f"Linear probe during this run (`probe.monitor_every`; before the learning rate has decayed, so these track "
+                f"progress and do not predict what a shorter schedule reaches): {points} %.",
+                "",
+            ]
         if key == "cifar10" and "cifar10_finetune_top1" in summary:
             lines += [
                 f"Full fine-tuning of the pretrained encoder with the same labels: {summary['cifar10_finetune_top1']:.2f} % against "
@@ -154,7 +210,27 @@ def markdown(sections: dict, summary: dict) -> str:
                 "augmentation and optimiser (`label_efficiency.md`, which names its encoder).",
                 "",
             ]
-    return "\n".join(lines)
+    return "\n".join(lines + trend_markdown(sections))
+
+
+def trend_markdown(sections: dict) -> list[str]:
+    lines = []
+    for key in sorted({sec["dataset"] for sec in sections.values()}):
+        budgets = [sec for sec in sections.values() if sec["dataset"] == key]
+        trend = schedule_trend(sections.get(key, budgets[0]), budgets)
+        if trend is None:
+            continue
+        points = ", ".join(f"{p['epochs']} epochs: {p['top1']:.2f} % ({p['wall_s'] / 60:.0f} min)" for p in trend["points"])
+        lines += [
+            f"## {key}: schedule trend (estimated)",
+            "",
+            f"Endpoints of complete CPU runs of the same recipe at different lengths: {points}. A fit of top-1 = a + b ln(epochs) "
+            f"gives {trend['points_per_doubling']:+.2f} points per doubling of the schedule and predicts {TREND_TARGET} % at "
+            f"{trend['epochs_for_target']} epochs, about {trend['cpu_hours_for_target']} CPU-hours on this machine at the measured "
+            "minutes per epoch. An extrapolation from few points, not a measurement.",
+            "",
+        ]
+    return lines
 
 
 def main() -> None:
@@ -166,7 +242,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--supervised-epochs", type=int, default=30, help="0 keeps the supervised row of an earlier run")
     p.add_argument("--runs", default="runs")
-    p.add_argument("--resume", action="store_true")
+    p.add_argument("--resume", action="store_true", help="continue the run in <runs>/ssl_protocol_<name> from its last.pt")
+    p.add_argument("--name", help="results section (default: the data set); give longer budgets their own, e.g. cifar10_24ep")
     p.add_argument("overrides", nargs="*", help="recipe overrides key=value")
     args = p.parse_args()
     if args.refresh_summary:
@@ -176,10 +253,11 @@ def main() -> None:
         return
     if args.data is None:
         p.error("--data is required")
-    previous = read_results("ssl_protocol").get("datasets", {}).get(dataset_key(args.data), {})
+    name = args.name or dataset_key(args.data)
+    previous = read_results("ssl_protocol").get("datasets", {}).get(name, {})
     section = run(args, previous)
     sections = read_results("ssl_protocol").get("datasets", {})  # re-read: another data set may have finished meanwhile
-    sections[section["dataset"]] = section
+    sections[name] = section
     s = summary(sections)
     write_results("ssl_protocol", {"summary": s, "datasets": sections}, markdown(sections, s))
 

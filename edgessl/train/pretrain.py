@@ -42,6 +42,8 @@ class PretrainResult:
     data_seconds: float
     world_size: int = 1
     monitor_seconds: float = 0.0  # mid-run linear probes (probe.monitor_every): in wall_seconds, not in compute
+    # training-loop wall time of the whole run, summed over resumed segments, without the mid-run probes
+    run_seconds: float = 0.0
 
 
 def lr_at(step: int, total: int, warmup: int, base: float) -> float:
@@ -221,20 +223,25 @@ def _train(recipe: Recipe, out_dir: Path, resume: bool, on_step: Callable[[int],
     batch = min(recipe.optim.batch_size, source.samples)
     steps_per_epoch = source.samples // batch
     total = steps_per_epoch * recipe.optim.epochs
-    step, last_path = 0, out_dir / "last.pt"
+    step, last_path, prior_s = 0, out_dir / "last.pt", 0.0
     if resume and last_path.is_file():
         state = load(last_path)
         method.load_state_dict(state["method"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         step = state["step"]
+        prior_s = state.get("run_seconds", 0.0)
         if ctx.is_main:
             print(f"resumed from {last_path} at step {step}/{total}", flush=True)
     training = Training(recipe, method, wrap_for_training(method, recipe, ctx, device), opt, sched, ctx, total, int(recipe.optim.warmup_epochs * steps_per_epoch))
 
+    def run_seconds() -> float:
+        return prior_s + time.perf_counter() - t_start - (monitor.seconds if monitor else 0.0)
+
     def save_state() -> None:
         if ctx.is_main:
-            save_atomic({"method": method.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": step}, last_path)
+            state = {"method": method.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": step, "run_seconds": run_seconds()}
+            save_atomic(state, last_path)
 
     monitor = ProbeMonitor(recipe, out_dir, resume, str(device)) if recipe.probe.monitor_every > 0 and ctx.is_main else None
     if ctx.is_main:
@@ -281,7 +288,8 @@ def _train(recipe: Recipe, out_dir: Path, resume: bool, on_step: Callable[[int],
         (out_dir / "distributed.json").write_text(json.dumps({"world_size": ctx.world_size, "steps": step, "parameter_checksums": checksums}, indent=1))
         plot_scheduler(sched.history, out_dir / "scheduler.png")
     barrier(ctx)
-    return PretrainResult(out_dir, encoder_path, step, wall, compute_s, data_s, ctx.world_size, monitor.seconds if monitor else 0.0)
+    monitor_s = monitor.seconds if monitor else 0.0
+    return PretrainResult(out_dir, encoder_path, step, wall, compute_s, data_s, ctx.world_size, monitor_s, prior_s + wall - monitor_s)
 
 
 def _truncate_after(path: Path, step: int) -> None:

@@ -38,9 +38,11 @@ def test_killed_run_resumes_to_the_same_step_count_and_weights(tmp_path):
 
     with pytest.raises(Killed):
         pretrain(_recipe(), tmp_path / "killed", on_step=kill_at_7)
-    assert load(tmp_path / "killed" / "last.pt")["step"] == 5
+    killed_s = load(tmp_path / "killed" / "last.pt")["run_seconds"]
+    assert load(tmp_path / "killed" / "last.pt")["step"] == 5 and killed_s > 0
     resumed = pretrain(_recipe(), tmp_path / "killed", resume=True)
     assert resumed.steps == full.steps
+    assert resumed.run_seconds == pytest.approx(killed_s + resumed.wall_seconds)  # the run's time across both segments
     logged = [int(line.split(",")[0]) for line in (tmp_path / "killed" / "metrics.csv").read_text().splitlines()[1:]]
     assert logged == sorted(set(logged))  # rows after the checkpoint are not logged twice
     a, b = load(full.encoder_path)["state_dict"], load(resumed.encoder_path)["state_dict"]
@@ -56,6 +58,7 @@ def test_probe_monitor_logs_a_learning_curve_apart_from_training_time(tmp_path):
     assert [(int(r[0]), int(r[1])) for r in rows] == [(1, 16), (2, 32)]
     assert all(0 <= float(r[2]) <= 100 for r in rows)
     assert 0 < result.monitor_seconds < result.wall_seconds
+    assert result.run_seconds == pytest.approx(result.wall_seconds - result.monitor_seconds)
 
 
 def test_probe_monitor_on_unlabelled_data_is_refused(tmp_path):
