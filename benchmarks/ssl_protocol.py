@@ -65,6 +65,7 @@ def run(args: argparse.Namespace, previous: dict) -> dict:
             "how": "measured: edgessl pretrain + linear probe",
             "recipe": str(recipe_path),
             "pretrain_epochs": recipe.optim.epochs,
+            "schedule_epochs": recipe.optim.schedule_epochs or recipe.optim.epochs,
             "pretrain_steps": result.steps,
             "pretrain_wall_s": round(pretrain_s, 1),
             "probe_monitor_s": round(result.monitor_seconds, 1),
@@ -141,17 +142,26 @@ def summary(sections: dict) -> dict:
 
 def _same_recipe_but_length(a: dict, b: dict) -> bool:
     def strip(recipe: dict) -> dict:
-        return recipe | {"optim": recipe["optim"] | {"epochs": 0}, "probe": recipe["probe"] | {"monitor_every": 0}}
+        optim = recipe["optim"] | {"epochs": 0, "schedule_epochs": 0}
+        stripped = recipe | {"optim": optim, "probe": recipe["probe"] | {"monitor_every": 0}}
+        return json.loads(json.dumps(stripped))  # tuples of a fresh run compare equal to the lists of a stored one
 
     return strip(a["recipe"]) == strip(b["recipe"])
+
+
+def _complete(section: dict) -> bool:
+    """False for a run cut from a longer learning-rate schedule (optim.schedule_epochs > optim.epochs)."""
+    optim = section["recipe"]["optim"]
+    return optim.get("schedule_epochs", 0) in (0, optim["epochs"])
 
 
 def schedule_trend(default: dict, budgets: list[dict]) -> dict | None:
     """Estimated, not measured: probe top-1 = a + b ln(epochs), fitted to the endpoints of complete CPU runs
     of the default section's recipe at different lengths (mid-run probes are not endpoints), and the epochs
     and CPU hours that the fit predicts for TREND_TARGET %. None with fewer than two lengths."""
-    runs = [b for b in budgets if b["environment"]["device"] == "cpu" and _same_recipe_but_length(b, default)]
-    points = sorted((b["rows"]["edgessl_ssl_probe"]["pretrain_epochs"], _probe_top1(b), b["rows"]["edgessl_ssl_probe"]["pretrain_wall_s"]) for b in runs)
+    runs = [b for b in budgets if b["environment"]["device"] == "cpu" and _complete(b) and _same_recipe_but_length(b, default)]
+    rows = [b["rows"]["edgessl_ssl_probe"] for b in runs]
+    points = sorted({(r["pretrain_epochs"], round(r["top1"], 2), r["pretrain_wall_s"]) for r in rows})  # a set: one run under two names counts once
     if len({p[0] for p in points}) < 2:
         return None
     epochs, top1, wall = (np.array(v, dtype=float) for v in zip(*points, strict=True))
@@ -170,7 +180,9 @@ def _probe_top1(section: dict) -> float:
 
 
 def budget_text(row: dict, env: dict) -> str:
-    return f"{row['pretrain_epochs']} epochs, {row['pretrain_wall_s'] / 60:.0f} min pretraining on {env['device']} ({env['cpu_threads']} threads)"
+    epochs, schedule = row["pretrain_epochs"], row.get("schedule_epochs", row["pretrain_epochs"])
+    length = f"{epochs} epochs" if schedule == epochs else f"{epochs} epochs of a {schedule:g}-epoch schedule"
+    return f"{length}, {row['pretrain_wall_s'] / 60:.0f} min pretraining on {env['device']} ({env['cpu_threads']} threads)"
 
 
 def markdown(sections: dict, summary: dict) -> str:

@@ -128,6 +128,9 @@ def pretrain(recipe: Recipe, out_dir: Path, resume: bool = False, on_step: Calla
 def check_runtime(recipe: Recipe) -> None:
     if recipe.precision not in PRECISIONS:
         raise RecipeError(f"precision {recipe.precision!r}; known: {', '.join(PRECISIONS)}")
+    o = recipe.optim
+    if o.schedule_epochs and o.schedule_epochs < o.epochs:
+        raise RecipeError(f"optim.schedule_epochs={o.schedule_epochs:g} is shorter than optim.epochs={o.epochs}; use 0 (= epochs) or more")
     if recipe.device.startswith("cuda") and not torch.cuda.is_available():
         raise RecipeError(f"device {recipe.device!r} asked for, but this torch ({torch.__version__}) sees no CUDA device; use device=cpu")
 
@@ -169,7 +172,7 @@ class Training:
     opt: torch.optim.Optimizer
     sched: DynamicCorruptionScheduler
     ctx: DistContext
-    total: int
+    horizon: int  # steps the learning-rate schedule is laid out over (>= the steps run)
     warmup: int
 
     def __post_init__(self) -> None:  # fixed for the whole run: built once, not per step
@@ -187,7 +190,7 @@ class Training:
         views = self.views(raw, gen)
         aug_s = time.perf_counter() - t0
         for g in self.opt.param_groups:
-            g["lr"] = lr_at(step, self.total, self.warmup, r.optim.lr)
+            g["lr"] = lr_at(step, self.horizon, self.warmup, r.optim.lr)
         s = self.sched.state
         with torch.autocast(raw.device.type, dtype=torch.bfloat16, enabled=r.precision == "bf16"):
             losses = self.model(views, s.mask_ratio, s.rot_ratio, gen)
@@ -223,6 +226,7 @@ def _train(recipe: Recipe, out_dir: Path, resume: bool, on_step: Callable[[int],
     batch = min(recipe.optim.batch_size, source.samples)
     steps_per_epoch = source.samples // batch
     total = steps_per_epoch * recipe.optim.epochs
+    horizon = round(steps_per_epoch * (recipe.optim.schedule_epochs or recipe.optim.epochs))  # of the lr schedule
     step, last_path, prior_s = 0, out_dir / "last.pt", 0.0
     if resume and last_path.is_file():
         state = load(last_path)
@@ -233,7 +237,7 @@ def _train(recipe: Recipe, out_dir: Path, resume: bool, on_step: Callable[[int],
         prior_s = state.get("run_seconds", 0.0)
         if ctx.is_main:
             print(f"resumed from {last_path} at step {step}/{total}", flush=True)
-    training = Training(recipe, method, wrap_for_training(method, recipe, ctx, device), opt, sched, ctx, total, int(recipe.optim.warmup_epochs * steps_per_epoch))
+    training = Training(recipe, method, wrap_for_training(method, recipe, ctx, device), opt, sched, ctx, horizon, int(recipe.optim.warmup_epochs * steps_per_epoch))
 
     def run_seconds() -> float:
         return prior_s + time.perf_counter() - t_start - (monitor.seconds if monitor else 0.0)

@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from edgessl.recipe import load_recipe
+from edgessl.recipe import RecipeError, load_recipe
 from edgessl.train.checkpoint import load
 from edgessl.train.pretrain import pretrain
 
@@ -48,6 +48,19 @@ def test_killed_run_resumes_to_the_same_step_count_and_weights(tmp_path):
     a, b = load(full.encoder_path)["state_dict"], load(resumed.encoder_path)["state_dict"]
     for key in a:
         torch.testing.assert_close(a[key].float(), b[key].float(), rtol=1e-4, atol=1e-4)
+
+
+def test_schedule_epochs_cuts_a_longer_schedule_before_its_learning_rate_decays(tmp_path):
+    def logged_lr(run: Path) -> list[float]:
+        return [float(line.split(",")[2]) for line in (run / "metrics.csv").read_text().splitlines()[1:]]
+
+    pretrain(_recipe("optim.epochs=1", "optim.schedule_epochs=2", "log_every=1"), tmp_path / "cut")
+    pretrain(_recipe("log_every=1"), tmp_path / "full")
+    cut, full = logged_lr(tmp_path / "cut"), logged_lr(tmp_path / "full")
+    assert len(cut) == len(full) // 2 and cut == full[: len(cut)]
+    assert cut[-1] > 0.4 * max(cut)  # stopped halfway down the cosine, not at its end
+    with pytest.raises(RecipeError, match="schedule_epochs"):
+        pretrain(_recipe("optim.schedule_epochs=1"), tmp_path / "shorter")
 
 
 def test_probe_monitor_logs_a_learning_curve_apart_from_training_time(tmp_path):
