@@ -65,7 +65,7 @@ def run(args: argparse.Namespace, previous: dict) -> dict:
             "how": "measured: edgessl pretrain + linear probe",
             "recipe": str(recipe_path),
             "pretrain_epochs": recipe.optim.epochs,
-            "schedule_epochs": recipe.optim.schedule_epochs or recipe.optim.epochs,
+            "schedule_epochs": max(recipe.optim.epochs, recipe.optim.schedule_epochs),
             "pretrain_steps": result.steps,
             "pretrain_wall_s": round(pretrain_s, 1),
             "probe_monitor_s": round(result.monitor_seconds, 1),
@@ -152,7 +152,7 @@ def _same_recipe_but_length(a: dict, b: dict) -> bool:
 def _complete(section: dict) -> bool:
     """False for a run cut from a longer learning-rate schedule (optim.schedule_epochs > optim.epochs)."""
     optim = section["recipe"]["optim"]
-    return optim.get("schedule_epochs", 0) in (0, optim["epochs"])
+    return optim.get("schedule_epochs", 0) <= optim["epochs"]
 
 
 def schedule_trend(default: dict, budgets: list[dict]) -> dict | None:

@@ -73,8 +73,8 @@ class OptimConfig:
     weight_decay: float = 0.05
     warmup_epochs: float = 1.0
     grad_clip: float = 3.0
-    # epochs the cosine learning-rate decay is laid out over; 0 = optim.epochs. Larger: training stops while
-    # the learning rate is still up (a budget-bound run cut from a longer schedule)
+    # the cosine learning-rate decay is laid out over max(epochs, schedule_epochs): larger than epochs, training
+    # stops while the learning rate is still up (a budget-bound run cut from a longer schedule)
     schedule_epochs: float = 0.0
 
 

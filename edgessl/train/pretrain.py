@@ -128,9 +128,6 @@ def pretrain(recipe: Recipe, out_dir: Path, resume: bool = False, on_step: Calla
 def check_runtime(recipe: Recipe) -> None:
     if recipe.precision not in PRECISIONS:
         raise RecipeError(f"precision {recipe.precision!r}; known: {', '.join(PRECISIONS)}")
-    o = recipe.optim
-    if o.schedule_epochs and o.schedule_epochs < o.epochs:
-        raise RecipeError(f"optim.schedule_epochs={o.schedule_epochs:g} is shorter than optim.epochs={o.epochs}; use 0 (= epochs) or more")
     if recipe.device.startswith("cuda") and not torch.cuda.is_available():
         raise RecipeError(f"device {recipe.device!r} asked for, but this torch ({torch.__version__}) sees no CUDA device; use device=cpu")
 
@@ -226,7 +223,7 @@ def _train(recipe: Recipe, out_dir: Path, resume: bool, on_step: Callable[[int],
     batch = min(recipe.optim.batch_size, source.samples)
     steps_per_epoch = source.samples // batch
     total = steps_per_epoch * recipe.optim.epochs
-    horizon = round(steps_per_epoch * (recipe.optim.schedule_epochs or recipe.optim.epochs))  # of the lr schedule
+    horizon = round(steps_per_epoch * max(recipe.optim.epochs, recipe.optim.schedule_epochs))  # of the lr schedule
     step, last_path, prior_s = 0, out_dir / "last.pt", 0.0
     if resume and last_path.is_file():
         state = load(last_path)
