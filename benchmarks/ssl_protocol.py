@@ -110,9 +110,7 @@ def summary(sections: dict) -> dict:
     with other names (--name) are other budgets of the same data set and only compete for the cpu2h and
     best entries, each with its own budget."""
     s: dict = {}
-    for key in sorted({sec["dataset"] for sec in sections.values()}):
-        budgets = [sec for sec in sections.values() if sec["dataset"] == key]
-        sec = sections.get(key, budgets[0])
+    for key, (sec, budgets) in by_dataset(sections).items():
         rows = sec["rows"]
         s[f"{key}_linear_probe_top1"] = _probe_top1(sec)
         s[f"{key}_random_init_probe_top1"] = round(rows["random_init_probe"]["top1"], 2)
@@ -138,6 +136,14 @@ def summary(sections: dict) -> dict:
         s["cifar10_finetune_epochs"] = efficiency.get("epochs")
         s["cifar10_supervised_scratch_top1"] = efficiency["summary"].get("supervised_scratch_top1_0.2", s.get("cifar10_supervised_scratch_top1"))
     return s
+
+
+def by_dataset(sections: dict) -> dict[str, tuple[dict, list[dict]]]:
+    """data set -> (its default section, all its sections); the default is the section named after the data set."""
+    grouped: dict[str, list[dict]] = {}
+    for sec in sections.values():
+        grouped.setdefault(sec["dataset"], []).append(sec)
+    return {key: (sections.get(key, budgets[0]), budgets) for key, budgets in sorted(grouped.items())}
 
 
 def _same_recipe_but_length(a: dict, b: dict) -> bool:
@@ -227,9 +233,8 @@ def markdown(sections: dict, summary: dict) -> str:
 
 def trend_markdown(sections: dict) -> list[str]:
     lines = []
-    for key in sorted({sec["dataset"] for sec in sections.values()}):
-        budgets = [sec for sec in sections.values() if sec["dataset"] == key]
-        trend = schedule_trend(sections.get(key, budgets[0]), budgets)
+    for key, (default, budgets) in by_dataset(sections).items():
+        trend = schedule_trend(default, budgets)
         if trend is None:
             continue
         points = ", ".join(f"{p['epochs']} epochs: {p['top1']:.2f} % ({p['wall_s'] / 60:.0f} min)" for p in trend["points"])

@@ -236,13 +236,13 @@ def _train(recipe: Recipe, out_dir: Path, resume: bool, on_step: Callable[[int],
             print(f"resumed from {last_path} at step {step}/{total}", flush=True)
     training = Training(recipe, method, wrap_for_training(method, recipe, ctx, device), opt, sched, ctx, horizon, int(recipe.optim.warmup_epochs * steps_per_epoch))
 
-    def run_seconds() -> float:
-        return prior_s + time.perf_counter() - t_start - (monitor.seconds if monitor else 0.0)
+    def run_seconds(elapsed: float) -> float:  # this segment's `elapsed` seconds plus the earlier segments, no probes
+        return prior_s + elapsed - (monitor.seconds if monitor else 0.0)
 
     def save_state() -> None:
         if ctx.is_main:
-            state = {"method": method.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": step, "run_seconds": run_seconds()}
-            save_atomic(state, last_path)
+            state = {"method": method.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": step}
+            save_atomic(state | {"run_seconds": run_seconds(time.perf_counter() - t_start)}, last_path)
 
     monitor = ProbeMonitor(recipe, out_dir, resume, str(device)) if recipe.probe.monitor_every > 0 and ctx.is_main else None
     if ctx.is_main:
@@ -289,8 +289,7 @@ def _train(recipe: Recipe, out_dir: Path, resume: bool, on_step: Callable[[int],
         (out_dir / "distributed.json").write_text(json.dumps({"world_size": ctx.world_size, "steps": step, "parameter_checksums": checksums}, indent=1))
         plot_scheduler(sched.history, out_dir / "scheduler.png")
     barrier(ctx)
-    monitor_s = monitor.seconds if monitor else 0.0
-    return PretrainResult(out_dir, encoder_path, step, wall, compute_s, data_s, ctx.world_size, monitor_s, prior_s + wall - monitor_s)
+    return PretrainResult(out_dir, encoder_path, step, wall, compute_s, data_s, ctx.world_size, monitor.seconds if monitor else 0.0, run_seconds(wall))
 
 
 def _truncate_after(path: Path, step: int) -> None:
