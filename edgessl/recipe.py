@@ -76,6 +76,9 @@ class OptimConfig:
     # the cosine learning-rate decay is laid out over max(epochs, schedule_epochs): larger than epochs, training
     # stops while the learning rate is still up (a budget-bound run cut from a longer schedule)
     schedule_epochs: float = 0.0
+    # > 0: keep an exponential moving average of the encoder weights (and BatchNorm statistics) with this
+    # decay, warmed up as min(decay, (1 + step) / (10 + step)); encoder.pt and mid-run probes take the average
+    encoder_ema: float = 0.0
 
 
 @dataclass

@@ -25,6 +25,7 @@ from edgessl.ssl.dual_corruption import DualCorruptionSSL
 from edgessl.ssl.scheduler import DynamicCorruptionScheduler
 from edgessl.train.checkpoint import encoder_payload, load, save_atomic
 from edgessl.train.distributed import DistContext, barrier, cleanup, init_distributed, mean_across_ranks, parameter_checksums, shard
+from edgessl.train.ema import EncoderEMA
 from edgessl.train.monitor import ProbeMonitor
 from edgessl.train.progress import Progress
 
@@ -171,6 +172,7 @@ class Training:
     ctx: DistContext
     horizon: int  # steps the learning-rate schedule is laid out over (>= the steps run)
     warmup: int
+    ema: EncoderEMA | None = None  # optim.encoder_ema
 
     def __post_init__(self) -> None:  # fixed for the whole run: built once, not per step
         a = self.recipe.augment
@@ -197,6 +199,8 @@ class Training:
         torch.nn.utils.clip_grad_norm_(self.params, r.optim.grad_clip)
         self.opt.step()
         method.update_teacher()
+        if self.ema is not None:
+            self.ema.update(method.encoder)
         values = mean_across_ranks(losses | {"loss": loss}, self.ctx)  # the step's one host-device sync
         if not math.isfinite(values["loss"]):
             raise FloatingPointError(f"loss is {values['loss']} at step {step}; last.pt holds the state before it")
@@ -224,6 +228,7 @@ def _train(recipe: Recipe, out_dir: Path, resume: bool, on_step: Callable[[int],
     steps_per_epoch = source.samples // batch
     total = steps_per_epoch * recipe.optim.epochs
     horizon = round(steps_per_epoch * max(recipe.optim.epochs, recipe.optim.schedule_epochs))  # of the lr schedule
+    ema = EncoderEMA(method.encoder, recipe.optim.encoder_ema) if recipe.optim.encoder_ema > 0 else None
     step, last_path, prior_s = 0, out_dir / "last.pt", 0.0
     if resume and last_path.is_file():
         state = load(last_path)
@@ -232,9 +237,12 @@ def _train(recipe: Recipe, out_dir: Path, resume: bool, on_step: Callable[[int],
         sched.load_state_dict(state["scheduler"])
         step = state["step"]
         prior_s = state.get("run_seconds", 0.0)
+        if ema is not None:
+            _resume_ema(ema, method.encoder, state, ctx)
         if ctx.is_main:
             print(f"resumed from {last_path} at step {step}/{total}", flush=True)
-    training = Training(recipe, method, wrap_for_training(method, recipe, ctx, device), opt, sched, ctx, horizon, int(recipe.optim.warmup_epochs * steps_per_epoch))
+    exported = ema.module if ema is not None else method.encoder  # what encoder.pt and the mid-run probes read
+    training = Training(recipe, method, wrap_for_training(method, recipe, ctx, device), opt, sched, ctx, horizon, int(recipe.optim.warmup_epochs * steps_per_epoch), ema)
 
     def run_seconds(elapsed: float) -> float:  # this segment's `elapsed` seconds plus the earlier segments, no probes
         return prior_s + elapsed - (monitor.seconds if monitor else 0.0)
@@ -242,6 +250,8 @@ def _train(recipe: Recipe, out_dir: Path, resume: bool, on_step: Callable[[int],
     def save_state() -> None:
         if ctx.is_main:
             state = {"method": method.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": step}
+            if ema is not None:
+                state["encoder_ema"] = ema.state_dict()
             save_atomic(state | {"run_seconds": run_seconds(time.perf_counter() - t_start)}, last_path)
 
     monitor = ProbeMonitor(recipe, out_dir, resume, str(device)) if recipe.probe.monitor_every > 0 and ctx.is_main else None
@@ -271,7 +281,7 @@ def _train(recipe: Recipe, out_dir: Path, resume: bool, on_step: Callable[[int],
             if epoch_done is not None or step % recipe.checkpoint_every_steps == 0:
                 save_state()
             if monitor is not None and epoch_done is not None and monitor.due(epoch_done):
-                top1 = monitor.run(method.encoder, epoch_done, step)
+                top1 = monitor.run(exported, epoch_done, step)
                 method.train()
                 print(f"epoch {epoch_done}: linear probe {top1:.2f} % ({monitor.path})", flush=True)
             if on_step is not None:
@@ -284,12 +294,21 @@ def _train(recipe: Recipe, out_dir: Path, resume: bool, on_step: Callable[[int],
     if ctx.is_main:
         progress.close()
         log.close()
-        save_atomic(encoder_payload(method.encoder, recipe.encoder, recipe.data.image_size, recipe.to_dict(), {"classes": classes, "steps": step}), encoder_path)
+        save_atomic(encoder_payload(exported, recipe.encoder, recipe.data.image_size, recipe.to_dict(), {"classes": classes, "steps": step}), encoder_path)
         (out_dir / "scheduler.json").write_text(json.dumps(sched.history, indent=1))
         (out_dir / "distributed.json").write_text(json.dumps({"world_size": ctx.world_size, "steps": step, "parameter_checksums": checksums}, indent=1))
         plot_scheduler(sched.history, out_dir / "scheduler.png")
     barrier(ctx)
     return PretrainResult(out_dir, encoder_path, step, wall, compute_s, data_s, ctx.world_size, monitor.seconds if monitor else 0.0, run_seconds(wall))
+
+
+def _resume_ema(ema: EncoderEMA, encoder: torch.nn.Module, state: dict, ctx: DistContext) -> None:
+    if "encoder_ema" in state:
+        ema.load_state_dict(state["encoder_ema"])
+        return
+    ema.module.load_state_dict(encoder.state_dict())  # switched on mid-run: the average starts here
+    if ctx.is_main:
+        print("last.pt has no encoder average (optim.encoder_ema was off); the average starts at the resumed step", flush=True)
 
 
 def _truncate_after(path: Path, step: int) -> None:

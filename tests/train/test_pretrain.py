@@ -20,6 +20,14 @@ class Killed(Exception):
     pass
 
 
+def kill_at(killed_step: int):
+    def on_step(step: int) -> None:
+        if step == killed_step:
+            raise Killed
+
+    return on_step
+
+
 def test_pretrain_writes_an_encoder_only_checkpoint_and_logs(tmp_path):
     result = pretrain(_recipe(), tmp_path)
     payload = load(result.encoder_path)
@@ -31,13 +39,8 @@ def test_pretrain_writes_an_encoder_only_checkpoint_and_logs(tmp_path):
 
 def test_killed_run_resumes_to_the_same_step_count_and_weights(tmp_path):
     full = pretrain(_recipe(), tmp_path / "full")
-
-    def kill_at_7(step: int) -> None:
-        if step == 7:  # mid-epoch, two steps after the last checkpoint
-            raise Killed
-
-    with pytest.raises(Killed):
-        pretrain(_recipe(), tmp_path / "killed", on_step=kill_at_7)
+    with pytest.raises(Killed):  # mid-epoch, two steps after the last checkpoint
+        pretrain(_recipe(), tmp_path / "killed", on_step=kill_at(7))
     killed_s = load(tmp_path / "killed" / "last.pt")["run_seconds"]
     assert load(tmp_path / "killed" / "last.pt")["step"] == 5 and killed_s > 0
     resumed = pretrain(_recipe(), tmp_path / "killed", resume=True)
@@ -48,6 +51,22 @@ def test_killed_run_resumes_to_the_same_step_count_and_weights(tmp_path):
     a, b = load(full.encoder_path)["state_dict"], load(resumed.encoder_path)["state_dict"]
     for key in a:
         torch.testing.assert_close(a[key].float(), b[key].float(), rtol=1e-4, atol=1e-4)
+
+
+def test_encoder_average_is_exported_and_survives_a_resume(tmp_path):
+    ema = ("optim.encoder_ema=0.9",)
+    full = pretrain(_recipe(*ema), tmp_path / "full")
+    state = load(tmp_path / "full" / "last.pt")
+    exported = load(full.encoder_path)["state_dict"]
+    for key, value in exported.items():
+        torch.testing.assert_close(value, state["encoder_ema"]["module"][key])
+    weight = next(k for k in exported if k.endswith("weight") and exported[k].dim() > 1)
+    assert not torch.allclose(exported[weight], state["method"][f"encoder.{weight}"])  # the average, not the last weights
+    with pytest.raises(Killed):
+        pretrain(_recipe(*ema), tmp_path / "killed", on_step=kill_at(7))
+    resumed = pretrain(_recipe(*ema), tmp_path / "killed", resume=True)
+    for key, value in load(resumed.encoder_path)["state_dict"].items():
+        torch.testing.assert_close(value.float(), exported[key].float(), rtol=1e-4, atol=1e-4)
 
 
 def test_schedule_epochs_cuts_a_longer_schedule_before_its_learning_rate_decays(tmp_path):
