@@ -28,7 +28,7 @@ from edgessl.eval.features import load_encoder
 from edgessl.eval.finetune import supervised_train
 from edgessl.eval.probe import linear_probe
 from edgessl.models import create_encoder
-from edgessl.recipe import load_recipe
+from edgessl.recipe import load_recipe, recipe_from_dict
 from edgessl.train.pretrain import pretrain
 
 PUBLISHED = {"cifar10": 60.01, "tinyimagenet": 11.23}
@@ -147,10 +147,11 @@ def by_dataset(sections: dict) -> dict[str, tuple[dict, list[dict]]]:
 
 
 def _same_recipe_but_length(a: dict, b: dict) -> bool:
-    def strip(recipe: dict) -> dict:
-        optim = recipe["optim"] | {"epochs": 0, "schedule_epochs": 0}
-        stripped = recipe | {"optim": optim, "probe": recipe["probe"] | {"monitor_every": 0}}
-        return json.loads(json.dumps(stripped))  # tuples of a fresh run compare equal to the lists of a stored one
+    def strip(stored: dict) -> dict:
+        recipe = recipe_from_dict(stored).to_dict()  # keys added since a run was stored take their defaults
+        recipe["optim"] |= {"epochs": 0, "schedule_epochs": 0}
+        recipe["probe"] |= {"monitor_every": 0}
+        return json.loads(json.dumps(recipe))  # tuples of a fresh run compare equal to the lists of a stored one
 
     return strip(a["recipe"]) == strip(b["recipe"])
 

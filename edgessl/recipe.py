@@ -174,6 +174,13 @@ def parse_overrides(overrides: list[str]) -> dict:
     return nested
 
 
+def recipe_from_dict(values: dict) -> Recipe:
+    """A recipe from `Recipe.to_dict()` output, e.g. one stored with a result; keys added since take their defaults."""
+    recipe = Recipe()
+    _apply(recipe, values)
+    return recipe
+
+
 def load_recipe(path: str | Path | None = None, overrides: list[str] | None = None) -> Recipe:
     recipe = Recipe()
     if path is not None:

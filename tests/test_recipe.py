@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from edgessl.recipe import RecipeError, load_recipe
+from edgessl.recipe import RecipeError, load_recipe, recipe_from_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,3 +25,11 @@ def test_unknown_keys_and_bad_values_are_named():
         load_recipe(None, ["optim.epochs=many"])
     with pytest.raises(RecipeError, match="not found"):
         load_recipe("recipes/nope.yaml")
+
+
+def test_a_stored_recipe_reloads_with_defaults_for_keys_added_since():
+    stored = load_recipe(ROOT / "recipes" / "cifar10.yaml").to_dict()
+    del stored["optim"]["encoder_ema"]  # as written before the key existed
+    assert recipe_from_dict(stored) == load_recipe(ROOT / "recipes" / "cifar10.yaml", ["optim.encoder_ema=0"])
+    with pytest.raises(RecipeError, match="optim.no_such_key"):
+        recipe_from_dict(stored | {"optim": stored["optim"] | {"no_such_key": 1}})
