@@ -150,7 +150,7 @@ def _same_recipe_but_length(a: dict, b: dict) -> bool:
     def strip(stored: dict) -> dict:
         recipe = recipe_from_dict(stored).to_dict()  # keys added since a run was stored take their defaults
         # The encoder average changes only what is exported, and at the end of a complete schedule (lr -> 0)
-        # it equals the last weights: runs with and without it are points of one trend.
+        # it is close to the last weights: runs with and without it are points of one trend.
         recipe["optim"] |= {"epochs": 0, "schedule_epochs": 0, "encoder_ema": 0}
         recipe["probe"] |= {"monitor_every": 0}
         return json.loads(json.dumps(recipe))  # tuples of a fresh run compare equal to the lists of a stored one

@@ -1,4 +1,4 @@
-"""Exponential moving average of the encoder weights: what a run cut while its learning rate is still up exports."""
+"""Exponential moving average of the encoder weights (`optim.encoder_ema`), for export and probes."""
 
 from __future__ import annotations
 
