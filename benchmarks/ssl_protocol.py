@@ -146,7 +146,7 @@ def by_dataset(sections: dict) -> dict[str, tuple[dict, list[dict]]]:
     return {key: (sections.get(key, budgets[0]), budgets) for key, budgets in sorted(grouped.items())}
 
 
-def _same_recipe_but_length(a: dict, b: dict) -> bool:
+def _same_training_but_length(a: dict, b: dict) -> bool:
     def strip(stored: dict) -> dict:
         recipe = recipe_from_dict(stored).to_dict()  # keys added since a run was stored take their defaults
         # The encoder average changes only what is exported, and at the end of a complete schedule (lr -> 0)
@@ -168,7 +168,7 @@ def schedule_trend(default: dict, budgets: list[dict]) -> dict | None:
     """Estimated, not measured: probe top-1 = a + b ln(epochs), fitted to the endpoints of complete CPU runs
     of the default section's recipe at different lengths (mid-run probes are not endpoints), and the epochs
     and CPU hours that the fit predicts for TREND_TARGET %. None with fewer than two lengths."""
-    runs = [b for b in budgets if b["environment"]["device"] == "cpu" and _complete(b) and _same_recipe_but_length(b, default)]
+    runs = [b for b in budgets if b["environment"]["device"] == "cpu" and _complete(b) and _same_training_but_length(b, default)]
     rows = [b["rows"]["edgessl_ssl_probe"] for b in runs]
     points = sorted({(r["pretrain_epochs"], round(r["top1"], 2), r["pretrain_wall_s"]) for r in rows})  # a set: one run under two names counts once
     if len({p[0] for p in points}) < 2:
