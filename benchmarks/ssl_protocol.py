@@ -153,7 +153,7 @@ def _same_training_but_length(a: dict, b: dict) -> bool:
         # it is close to the last weights: runs with and without it are points of one trend.
         recipe["optim"] |= {"epochs": 0, "schedule_epochs": 0, "encoder_ema": 0}
         recipe["probe"] |= {"monitor_every": 0}
-        return json.loads(json.dumps(recipe))  # tuples of a fresh run compare equal to the lists of a stored one
+        return recipe  # typed by the Recipe: a stored run's lists come back as the tuples of a fresh one
 
     return strip(a["recipe"]) == strip(b["recipe"])
 

@@ -174,6 +174,16 @@ def parse_overrides(overrides: list[str]) -> dict:
     return nested
 
 
+def _read_yaml(path: Path) -> dict:
+    if not path.is_file():
+        known = sorted(p.stem for p in Path("recipes").glob("*.yaml")) if Path("recipes").is_dir() else []
+        raise RecipeError(f"recipe {path} not found" + (f"; recipes here: {', '.join(known)}" if known else ""))
+    values = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(values, dict):
+        raise RecipeError(f"recipe {path} must be a YAML mapping")
+    return values
+
+
 def recipe_from_dict(values: dict) -> Recipe:
     """A recipe from `Recipe.to_dict()` output, e.g. one stored with a result; keys added since take their defaults."""
     recipe = Recipe()
@@ -182,16 +192,7 @@ def recipe_from_dict(values: dict) -> Recipe:
 
 
 def load_recipe(path: str | Path | None = None, overrides: list[str] | None = None) -> Recipe:
-    recipe = Recipe()
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            known = sorted(p.stem for p in Path("recipes").glob("*.yaml")) if Path("recipes").is_dir() else []
-            raise RecipeError(f"recipe {path} not found" + (f"; recipes here: {', '.join(known)}" if known else ""))
-        values = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(values, dict):
-            raise RecipeError(f"recipe {path} must be a YAML mapping")
-        _apply(recipe, values)
+    recipe = recipe_from_dict(_read_yaml(Path(path)) if path is not None else {})
     if overrides:
         _apply(recipe, parse_overrides(overrides))
     return recipe
