@@ -24,6 +24,7 @@ from edgessl.recipe import Recipe, load_recipe
 
 NOISE_POINTS = 1.5  # seed-to-seed spread of one probe after a short pretraining (FINDINGS: treat < ~1 point as noise)
 PAPER = ["loss.view_invariance=0", "augment.local_crops=0"]
+BASELINE, SEED_REPEAT = "shipped default", "shipped default, seed 1"
 VARIANTS: dict[str, list[str]] = {
     "paper: stage3 site, pixel target": [*PAPER, "corruption.site=stage3", "corruption.target=pixels"],
     "stage3 site, EMA-feature target": [*PAPER, "corruption.site=stage3", "corruption.target=ema"],
@@ -46,6 +47,8 @@ VARIANTS: dict[str, list[str]] = {
     "shipped default": [],
     "shipped default, no corruption": ["corruption.enabled=false"],
     "shipped default, no local crops": ["augment.local_crops=0"],
+    "shipped default, no GRL disentanglement": ["loss.lambda_dis=0"],
+    SEED_REPEAT: ["seed=1"],  # the probe keeps seed 0: this row measures the pretraining's seed noise
     "shipped default, 4 local crops": ["augment.local_crops=4"],
 }
 
@@ -61,6 +64,23 @@ def caveat(top1s: list[float]) -> str:
         spread = max(top1s) - min(top1s)
         text += f" **Not conclusive:** all variants lie within {spread:.1f} points, inside single-run noise (~{NOISE_POINTS:g} points): this budget cannot rank them."
     return text.strip()
+
+
+def seed_noise(rows: list[dict]) -> str:
+    top1 = {r["variant"]: r["top1"] for r in rows}
+    if BASELINE not in top1 or SEED_REPEAT not in top1:
+        return ""
+    a, b = top1[BASELINE], top1[SEED_REPEAT]
+    return f"Pretraining seed noise, measured: the shipped default gives {a:.2f} % with seed 0 and {b:.2f} % with seed 1 ({abs(a - b):.2f} points apart; same probe)."
+
+
+def earlier_rows(args: argparse.Namespace, names: list[str], train_images: int) -> list[dict]:
+    """--resume: the rows an earlier sweep into the same results file measured under the same protocol, so a
+    cut-off sweep runs only the variants it is missing."""
+    old = read_results(args.output)
+    summary = old.get("summary", {})
+    same = summary.get("device") == environment()["device"] and summary.get("train_images") == (args.train_limit or train_images) and old.get("extra", []) == args.extra
+    return [r for r in old.get("rows", []) if same and r["variant"] in names and r["epochs"] == args.epochs]
 
 
 Job = tuple[str, list[str], Path]  # variant name, overrides, run folder
@@ -101,6 +121,8 @@ def main() -> None:
     p.add_argument("--jobs", type=int, default=1, help="pretrainings run at once (use several on a GPU)")
     p.add_argument("--runs", default="runs/ablation")
     p.add_argument("--extra", nargs="*", default=[], help="overrides applied to every variant, e.g. optim.batch_size=256")
+    p.add_argument("--output", default="ablation", help="results file stem under benchmarks/results (one per budget and device)")
+    p.add_argument("--resume", action="store_true", help="keep the variants this results file already measured with the same protocol")
     args = p.parse_args()
     common = [f"data.path={args.data}", f"optim.epochs={args.epochs}", f"data.train_limit={args.train_limit}", f"device={args.device}", *args.extra]
     unknown = set(args.only or []) - set(VARIANTS)
@@ -109,7 +131,11 @@ def main() -> None:
     chosen = [(name, ov) for name, ov in VARIANTS.items() if not args.only or name in args.only]
     recipe = load_recipe(args.recipe, common)
     train, test = load_split(args.data, "train", recipe.data.image_size), load_split(args.data, "test", recipe.data.image_size)
-    rows: list[dict] = []
+    rows = earlier_rows(args, [name for name, _ in chosen], len(train)) if args.resume else []
+    done = {r["variant"] for r in rows}
+    if done:
+        print(f"--resume: keeping {sorted(done)} from benchmarks/results/{args.output}.json", flush=True)
+        write_table(args, recipe, rows, len(chosen), len(train))  # the kept rows in this version's layout, at once
 
     def probe_and_write(job: Job, wall: float) -> None:
         name, overrides, out = job
@@ -120,7 +146,8 @@ def main() -> None:
         print(f"{name}: {probe.top1:.2f} % ({wall / 60:.1f} min)", flush=True)
         write_table(args, recipe, rows, len(chosen), len(train))  # after every variant: a cut-off sweep keeps what it measured
 
-    pretrain_jobs([(name, ov, Path(args.runs) / str(i)) for i, (name, ov) in enumerate(chosen)], args.recipe, common, args.jobs, probe_and_write)
+    jobs = [(name, ov, Path(args.runs) / str(i)) for i, (name, ov) in enumerate(chosen) if name not in done]
+    pretrain_jobs(jobs, args.recipe, common, args.jobs, probe_and_write)
 
 
 def write_table(args: argparse.Namespace, recipe: Recipe, rows: list[dict], planned: int, train_images: int) -> None:
@@ -128,17 +155,25 @@ def write_table(args: argparse.Namespace, recipe: Recipe, rows: list[dict], plan
     env = environment()
     concurrency = f", {args.jobs} pretrainings at a time (wall times include that sharing)" if args.jobs > 1 else ""
     extra = f" plus `{' '.join(args.extra)}`" if args.extra else ""
-    md = ["# Dual-corruption ablation", "", f"Reproduce: `{command_line()}`", "",
+    if recipe.optim.schedule_epochs > args.epochs:
+        extra += f" (the first {args.epochs} epochs of its {recipe.optim.schedule_epochs:g}-epoch learning-rate schedule)"
+    command = command_line().replace(" --resume", "")  # on a clean checkout the sweep runs every variant
+    md = ["# Dual-corruption ablation", "", f"Reproduce: `{command}`", "",
           f"Each variant: {args.epochs} epochs of `{args.recipe}` on {args.train_limit or 'all'} training images with the overrides shown{extra}, "
           f"then a linear probe with {recipe.probe.label_fraction:.0%} of the labels; {env['device']}{concurrency}, torch {env['torch']}, {env['date']}.", "",
-          "| variant | overrides | probe top-1 % | pretrain min |", "|---|---|---|---|"]  # fmt: skip
-    md += [f"| {r['variant']} | `{' '.join(r['overrides'])}` | {r['top1']:.2f} | {r['pretrain_wall_s'] / 60:.1f} |" for r in rows]
-    md += ["", caveat([r["top1"] for r in rows])]
+          "| variant | overrides | probe top-1 % | vs shipped default | pretrain min |", "|---|---|---|---|---|"]  # fmt: skip
+    base = next((r["top1"] for r in rows if r["variant"] == BASELINE), None)
+    for r in rows:
+        delta = f"{r['top1'] - base:+.2f}" if base is not None else ""
+        overrides = f"`{' '.join(r['overrides'])}`" if r["overrides"] else "(as shipped)"
+        md.append(f"| {r['variant']} | {overrides} | {r['top1']:.2f} | {delta} | {r['pretrain_wall_s'] / 60:.1f} |")
+    for text in (caveat([r["top1"] for r in rows]), seed_noise(rows)):
+        md += ["", text] if text else []
     if len(rows) < planned:
         md += ["", f"Partial: {len(rows)} of {planned} variants finished."]
     summary = {"best_variant": best["variant"], "best_top1": best["top1"], "epochs": args.epochs, "train_images": args.train_limit or train_images, "device": env["device"]}
-    write_results("ablation", {"summary": summary, "rows": rows,
-                               "environment": env, "command": command_line()}, "\n".join(md) + "\n")  # fmt: skip
+    write_results(args.output, {"summary": summary, "rows": rows, "extra": args.extra,
+                                "environment": env, "command": command}, "\n".join(md) + "\n")  # fmt: skip
 
 
 if __name__ == "__main__":
