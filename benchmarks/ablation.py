@@ -79,8 +79,10 @@ def earlier_rows(args: argparse.Namespace, names: list[str], train_images: int) 
     cut-off sweep runs only the variants it is missing."""
     old = read_results(args.output)
     summary = old.get("summary", {})
-    same = summary.get("device") == environment()["device"] and summary.get("train_images") == (args.train_limit or train_images) and old.get("extra", []) == args.extra
-    return [r for r in old.get("rows", []) if same and r["variant"] in names and r["epochs"] == args.epochs]
+    protocol = (summary.get("device"), summary.get("train_images"), old.get("recipe"), old.get("extra"))
+    if protocol != (environment()["device"], args.train_limit or train_images, str(args.recipe), args.extra):
+        return []
+    return [r for r in old.get("rows", []) if r["variant"] in names and r["epochs"] == args.epochs]
 
 
 Job = tuple[str, list[str], Path]  # variant name, overrides, run folder
@@ -172,7 +174,7 @@ def write_table(args: argparse.Namespace, recipe: Recipe, rows: list[dict], plan
     if len(rows) < planned:
         md += ["", f"Partial: {len(rows)} of {planned} variants finished."]
     summary = {"best_variant": best["variant"], "best_top1": best["top1"], "epochs": args.epochs, "train_images": args.train_limit or train_images, "device": env["device"]}
-    write_results(args.output, {"summary": summary, "rows": rows, "extra": args.extra,
+    write_results(args.output, {"summary": summary, "rows": rows, "recipe": str(args.recipe), "extra": args.extra,
                                 "environment": env, "command": command}, "\n".join(md) + "\n")  # fmt: skip
 
 
