@@ -27,6 +27,11 @@ def environment() -> dict:
     }
 
 
+def device_text(env: dict) -> str:
+    """The device as the Markdown tables name it: the thread count matters as much as the chip on a CPU."""
+    return f"{env['device']} ({env['cpu_threads']} threads)" if env["device"] == "cpu" else env["device"]
+
+
 def command_line() -> str:
     return "python " + shlex.join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
 

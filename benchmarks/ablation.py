@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import command_line, environment, read_results, write_results
+from _common import command_line, device_text, environment, read_results, write_results
 
 from edgessl.data.cache import load_split
 from edgessl.eval.features import load_encoder
@@ -162,7 +162,7 @@ def write_table(args: argparse.Namespace, recipe: Recipe, rows: list[dict], plan
     command = command_line().replace(" --resume", "")  # on a clean checkout the sweep runs every variant
     md = ["# Dual-corruption ablation", "", f"Reproduce: `{command}`", "",
           f"Each variant: {args.epochs} epochs of `{args.recipe}` on {args.train_limit or 'all'} training images with the overrides shown{extra}, "
-          f"then a linear probe with {recipe.probe.label_fraction:.0%} of the labels; {env['device']}{concurrency}, torch {env['torch']}, {env['date']}.", "",
+          f"then a linear probe with {recipe.probe.label_fraction:.0%} of the labels; {device_text(env)}{concurrency}, torch {env['torch']}, {env['date']}.", "",
           "| variant | overrides | probe top-1 % | vs shipped default | pretrain min |", "|---|---|---|---|---|"]  # fmt: skip
     base = next((r["top1"] for r in rows if r["variant"] == BASELINE), None)
     for r in rows:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import command_line, environment, read_results, write_results
+from _common import command_line, device_text, environment, read_results, write_results
 
 from edgessl.data.cache import load_split
 from edgessl.eval.features import load_encoder
@@ -191,7 +191,7 @@ def _probe_top1(section: dict) -> float:
 def budget_text(row: dict, env: dict) -> str:
     epochs, schedule = row["pretrain_epochs"], row.get("schedule_epochs", row["pretrain_epochs"])
     length = f"{epochs} epochs" if schedule == epochs else f"{epochs} epochs of a {schedule:g}-epoch schedule"
-    return f"{length}, {row['pretrain_wall_s'] / 60:.0f} min pretraining on {env['device']} ({env['cpu_threads']} threads)"
+    return f"{length}, {row['pretrain_wall_s'] / 60:.0f} min pretraining on {device_text(env)}"
 
 
 def markdown(sections: dict, summary: dict) -> str:
@@ -203,8 +203,7 @@ def markdown(sections: dict, summary: dict) -> str:
             "",
             f"Reproduce: `{sec['command']}`" + (f" ({sec['provenance']})" if "provenance" in sec else ""),
             "",
-            f"Protocol: seed {sec['seed']}, label fraction {sec['label_fraction']}, {sec['probe_protocol']}; "
-            f"device {env['device']} ({env['cpu_threads']} threads), torch {env['torch']}, {env['date']}.",
+            f"Protocol: seed {sec['seed']}, label fraction {sec['label_fraction']}, {sec['probe_protocol']}; device {device_text(env)}, torch {env['torch']}, {env['date']}.",
             "",
             "| row | top-1 % | budget | how obtained |",
             "|---|---|---|---|",
