@@ -129,6 +129,8 @@ def summary(sections: dict) -> dict:
             s[f"{key}_probe_points_per_doubling"] = trend["points_per_doubling"]
             s[f"{key}_predicted_epochs_for_{TREND_TARGET}"] = trend["epochs_for_target"]
             s[f"{key}_predicted_cpu_hours_for_{TREND_TARGET}"] = trend["cpu_hours_for_target"]
+            if trend["basis"]:
+                s[f"{key}_trend_recipe"] = "the default with " + " ".join(trend["basis"])
     efficiency = read_results("label_efficiency")
     finetune = efficiency.get("summary", {}).get("finetune_top1_0.2")
     if finetune is not None:  # fine-tune and its from-scratch twin: same labels, epochs, augmentation and optimiser
@@ -146,16 +148,27 @@ def by_dataset(sections: dict) -> dict[str, tuple[dict, list[dict]]]:
     return {key: (sections.get(key, budgets[0]), budgets) for key, budgets in sorted(grouped.items())}
 
 
-def _same_training_but_length(a: dict, b: dict) -> bool:
-    def strip(stored: dict) -> dict:
-        recipe = recipe_from_dict(stored).to_dict()  # keys added since a run was stored take their defaults
-        # The encoder average changes only what is exported, and at the end of a complete schedule (lr -> 0)
-        # it is close to the last weights: runs with and without it are points of one trend.
-        recipe["optim"] |= {"epochs": 0, "schedule_epochs": 0, "encoder_ema": 0}
-        recipe["probe"] |= {"monitor_every": 0}
-        return recipe  # typed by the Recipe: a stored run's lists come back as the tuples of a fresh one
+def _training(stored: dict) -> dict:
+    """A stored run's recipe without what only sets its length (or only what is exported), flattened to dotted keys."""
+    recipe = recipe_from_dict(stored).to_dict()  # keys added since a run was stored take their defaults
+    # The encoder average changes only what is exported, and at the end of a complete schedule (lr -> 0)
+    # it is close to the last weights: runs with and without it are points of one trend.
+    recipe["optim"] |= {"epochs": 0, "schedule_epochs": 0, "encoder_ema": 0}
+    recipe["probe"] |= {"monitor_every": 0}
+    return _flatten(recipe)  # typed by the Recipe: a stored run's lists come back as the tuples of a fresh one
 
-    return strip(a["recipe"]) == strip(b["recipe"])
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    flat: dict = {}
+    for k, v in tree.items():
+        flat |= _flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v}
+    return flat
+
+
+def recipe_difference(run: dict, reference: dict) -> list[str]:
+    """The overrides (key=value) that turn the reference run's training into this run's, length aside."""
+    mine, theirs = _training(run["recipe"]), _training(reference["recipe"])
+    return [f"{k}={v}" for k, v in mine.items() if theirs.get(k) != v]
 
 
 def _complete(section: dict) -> bool:
@@ -166,9 +179,17 @@ def _complete(section: dict) -> bool:
 
 def schedule_trend(default: dict, budgets: list[dict]) -> dict | None:
     """Estimated, not measured: probe top-1 = a + b ln(epochs), fitted to the endpoints of complete CPU runs
-    of the default section's recipe at different lengths (mid-run probes are not endpoints), and the epochs
-    and CPU hours that the fit predicts for TREND_TARGET %. None with fewer than two lengths."""
-    runs = [b for b in budgets if b["environment"]["device"] == "cpu" and _complete(b) and _same_training_but_length(b, default)]
+    of one recipe at different lengths (mid-run probes are not endpoints), and the epochs and CPU hours that
+    the fit predicts for TREND_TARGET %. The default section's recipe when it has such a series, else the
+    first recipe that has one, named in "basis" by how it differs from the default. None if no recipe has."""
+    for reference in [default, *budgets]:
+        trend = _fit_trend([b for b in budgets if b["environment"]["device"] == "cpu" and _complete(b) and not recipe_difference(b, reference)])
+        if trend:
+            return trend | {"basis": recipe_difference(reference, default)}
+    return None
+
+
+def _fit_trend(runs: list[dict]) -> dict | None:
     rows = [b["rows"]["edgessl_ssl_probe"] for b in runs]
     points = sorted({(r["pretrain_epochs"], round(r["top1"], 2), r["pretrain_wall_s"]) for r in rows})  # a set: one run under two names counts once
     if len({p[0] for p in points}) < 2:
@@ -240,10 +261,11 @@ def trend_markdown(sections: dict) -> list[str]:
         if trend is None:
             continue
         points = ", ".join(f"{p['epochs']} epochs: {p['top1']:.2f} % ({p['wall_s'] / 60:.0f} min)" for p in trend["points"])
+        recipe = f"the default recipe with `{' '.join(trend['basis'])}` (the default has no such series yet)" if trend["basis"] else "the default recipe"
         lines += [
             f"## {key}: schedule trend (estimated)",
             "",
-            f"Endpoints of complete CPU runs of the same recipe at different lengths: {points}. A fit of top-1 = a + b ln(epochs) "
+            f"Endpoints of complete CPU runs of {recipe} at different lengths: {points}. A fit of top-1 = a + b ln(epochs) "
             f"gives {trend['points_per_doubling']:+.2f} points per doubling of the schedule and predicts {TREND_TARGET} % at "
             f"{trend['epochs_for_target']} epochs, about {trend['cpu_hours_for_target']} CPU-hours on this machine at the measured "
             "minutes per epoch. An extrapolation from few points, not a measurement.",

@@ -1,0 +1,47 @@
+"""The schedule trend that ssl_protocol.py reports: which runs it fits and how it names them."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from edgessl.recipe import load_recipe
+
+REPO = Path(__file__).parents[2]
+sys.path.insert(0, str(REPO / "benchmarks"))
+import ssl_protocol  # noqa: E402  (a script folder, not a package)
+
+
+def section(top1: float, epochs: int, *overrides: str) -> dict:
+    recipe = load_recipe(REPO / "recipes/cifar10.yaml", [f"optim.epochs={epochs}", "optim.schedule_epochs=0", *overrides])
+    probe = {"top1": top1, "pretrain_epochs": epochs, "pretrain_wall_s": 480.0 * epochs}
+    rows = {"published": {"top1": 60.01}, "edgessl_ssl_probe": probe, "random_init_probe": {"top1": 38.0}}
+    env = {"device": "cpu", "cpu_threads": 2}
+    return {"dataset": "cifar10", "recipe": recipe.to_dict(), "environment": env, "rows": rows, "pretrain_cpu_hours": epochs * 480.0 / 3600}
+
+
+def test_trend_fits_the_default_recipe_series() -> None:
+    default = section(63.0, 14)
+    trend = ssl_protocol.schedule_trend(default, [default, section(60.0, 7), section(70.0, 28, "loss.lambda_dis=0")])
+    assert trend is not None
+    assert [p["epochs"] for p in trend["points"]] == [7, 14]  # the other recipe's run is not a point
+    assert trend["points_per_doubling"] == pytest.approx(3.0)
+    assert trend["basis"] == []
+
+
+def test_trend_falls_back_to_another_recipe_and_names_how_it_differs() -> None:
+    default = section(66.0, 14, "loss.lambda_dis=0")
+    series = [section(60.0, 7), section(63.0, 14)]
+    trend = ssl_protocol.schedule_trend(default, [default, *series])
+    assert trend is not None
+    assert trend["points_per_doubling"] == pytest.approx(3.0)
+    assert trend["basis"] == ["loss.lambda_dis=0.1"]
+    summary = ssl_protocol.summary({"cifar10": default, "cifar10_7ep": series[0], "cifar10_14ep": series[1]})
+    assert summary["cifar10_trend_recipe"] == "the default with loss.lambda_dis=0.1"
+
+
+def test_no_trend_without_two_lengths_of_one_recipe() -> None:
+    default = section(66.0, 14)
+    assert ssl_protocol.schedule_trend(default, [default, section(60.0, 7, "loss.lambda_dis=0")]) is None
