@@ -24,7 +24,7 @@ def section(top1: float, epochs: int, *overrides: str) -> dict:
 
 def test_trend_fits_the_default_recipe_series() -> None:
     default = section(63.0, 14)
-    trend = ssl_protocol.schedule_trend(default, [default, section(60.0, 7), section(70.0, 28, "loss.lambda_dis=0")])
+    trend = ssl_protocol.schedule_trend(default, [default, section(60.0, 7), section(70.0, 28, "loss.lambda_dis=0.5")])
     assert trend is not None
     assert [p["epochs"] for p in trend["points"]] == [7, 14]  # the other recipe's run is not a point
     assert trend["points_per_doubling"] == pytest.approx(3.0)
@@ -32,16 +32,16 @@ def test_trend_fits_the_default_recipe_series() -> None:
 
 
 def test_trend_falls_back_to_another_recipe_and_names_how_it_differs() -> None:
-    default = section(66.0, 14, "loss.lambda_dis=0")
-    series = [section(60.0, 7), section(63.0, 14)]
+    default = section(66.0, 14, "loss.lambda_dis=0.5")
+    series = [section(60.0, 7, "loss.lambda_dis=0.25"), section(63.0, 14, "loss.lambda_dis=0.25")]
     trend = ssl_protocol.schedule_trend(default, [default, *series])
     assert trend is not None
     assert trend["points_per_doubling"] == pytest.approx(3.0)
-    assert trend["basis"] == ["loss.lambda_dis=0.1"]
+    assert trend["basis"] == ["loss.lambda_dis=0.25"]
     summary = ssl_protocol.summary({"cifar10": default, "cifar10_7ep": series[0], "cifar10_14ep": series[1]})
-    assert summary["cifar10_trend_recipe"] == "the default with loss.lambda_dis=0.1"
+    assert summary["cifar10_trend_recipe"] == "the default with loss.lambda_dis=0.25"
 
 
 def test_no_trend_without_two_lengths_of_one_recipe() -> None:
     default = section(66.0, 14)
-    assert ssl_protocol.schedule_trend(default, [default, section(60.0, 7, "loss.lambda_dis=0")]) is None
+    assert ssl_protocol.schedule_trend(default, [default, section(60.0, 7, "loss.lambda_dis=0.5")]) is None
