@@ -7,6 +7,7 @@ pretraining per variant, the same linear probe for each.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -74,13 +75,18 @@ def seed_noise(rows: list[dict]) -> str:
     return f"Pretraining seed noise, measured: the shipped default gives {a:.2f} % with seed 0 and {b:.2f} % with seed 1 ({abs(a - b):.2f} points apart; same probe)."
 
 
-def earlier_rows(args: argparse.Namespace, names: list[str], train_images: int) -> list[dict]:
+def recipe_settings(recipe: Recipe) -> dict:
+    """The recipe's content as its results file stores it: an edited recipe file is another protocol."""
+    return json.loads(json.dumps(recipe.to_dict()))
+
+
+def earlier_rows(args: argparse.Namespace, recipe: Recipe, names: list[str], train_images: int) -> list[dict]:
     """--resume: the rows an earlier sweep into the same results file measured under the same protocol, so a
     cut-off sweep runs only the variants it is missing."""
     old = read_results(args.output)
     summary = old.get("summary", {})
-    protocol = (summary.get("device"), summary.get("train_images"), old.get("recipe"), old.get("extra"))
-    if protocol != (environment()["device"], args.train_limit or train_images, str(args.recipe), args.extra):
+    protocol = (summary.get("device"), summary.get("train_images"), old.get("recipe_settings"), old.get("extra"))
+    if protocol != (environment()["device"], args.train_limit or train_images, recipe_settings(recipe), args.extra):
         return []
     return [r for r in old.get("rows", []) if r["variant"] in names and r["epochs"] == args.epochs]
 
@@ -133,7 +139,7 @@ def main() -> None:
     chosen = [(name, ov) for name, ov in VARIANTS.items() if not args.only or name in args.only]
     recipe = load_recipe(args.recipe, common)
     train, test = load_split(args.data, "train", recipe.data.image_size), load_split(args.data, "test", recipe.data.image_size)
-    rows = earlier_rows(args, [name for name, _ in chosen], len(train)) if args.resume else []
+    rows = earlier_rows(args, recipe, [name for name, _ in chosen], len(train)) if args.resume else []
     done = {r["variant"] for r in rows}
     if done:
         print(f"--resume: keeping {sorted(done)} from benchmarks/results/{args.output}.json", flush=True)
@@ -174,7 +180,7 @@ def write_table(args: argparse.Namespace, recipe: Recipe, rows: list[dict], plan
     if len(rows) < planned:
         md += ["", f"Partial: {len(rows)} of {planned} variants finished."]
     summary = {"best_variant": best["variant"], "best_top1": best["top1"], "epochs": args.epochs, "train_images": args.train_limit or train_images, "device": env["device"]}
-    write_results(args.output, {"summary": summary, "rows": rows, "recipe": str(args.recipe), "extra": args.extra,
+    write_results(args.output, {"summary": summary, "rows": rows, "recipe": str(args.recipe), "recipe_settings": recipe_settings(recipe), "extra": args.extra,
                                 "environment": env, "command": command}, "\n".join(md) + "\n")  # fmt: skip
 
 
