@@ -7,7 +7,6 @@ pretraining per variant, the same linear probe for each.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from _common import command_line, device_text, environment, read_results, write_
 from edgessl.data.cache import load_split
 from edgessl.eval.features import load_encoder
 from edgessl.eval.probe import linear_probe
-from edgessl.recipe import Recipe, load_recipe
+from edgessl.recipe import Recipe, load_recipe, recipe_from_dict
 
 NOISE_POINTS = 1.5  # seed-to-seed spread of one probe after a short pretraining (FINDINGS: treat < ~1 point as noise)
 PAPER = ["loss.view_invariance=0", "augment.local_crops=0"]
@@ -75,9 +74,10 @@ def seed_noise(rows: list[dict]) -> str:
     return f"Pretraining seed noise, measured: the shipped default gives {a:.2f} % with seed 0 and {b:.2f} % with seed 1 ({abs(a - b):.2f} points apart; same probe)."
 
 
-def recipe_settings(recipe: Recipe) -> dict:
-    """The recipe's content as its results file stores it: an edited recipe file is another protocol."""
-    return json.loads(json.dumps(recipe.to_dict()))
+def same_recipe(stored: dict | None, recipe: Recipe) -> bool:
+    """Whether a results file's stored recipe settings are this recipe's: an edited recipe file is another protocol.
+    Read back through the Recipe (as ssl_protocol does), so keys added since take their defaults."""
+    return stored is not None and recipe_from_dict(stored).to_dict() == recipe.to_dict()
 
 
 def earlier_rows(args: argparse.Namespace, recipe: Recipe, names: list[str], train_images: int) -> list[dict]:
@@ -85,8 +85,8 @@ def earlier_rows(args: argparse.Namespace, recipe: Recipe, names: list[str], tra
     cut-off sweep runs only the variants it is missing."""
     old = read_results(args.output)
     summary = old.get("summary", {})
-    protocol = (summary.get("device"), summary.get("train_images"), old.get("recipe_settings"), old.get("extra"))
-    if protocol != (environment()["device"], args.train_limit or train_images, recipe_settings(recipe), args.extra):
+    protocol = (summary.get("device"), summary.get("train_images"), old.get("extra"))
+    if protocol != (environment()["device"], args.train_limit or train_images, args.extra) or not same_recipe(old.get("recipe_settings"), recipe):
         return []
     return [r for r in old.get("rows", []) if r["variant"] in names and r["epochs"] == args.epochs]
 
@@ -180,7 +180,7 @@ def write_table(args: argparse.Namespace, recipe: Recipe, rows: list[dict], plan
     if len(rows) < planned:
         md += ["", f"Partial: {len(rows)} of {planned} variants finished."]
     summary = {"best_variant": best["variant"], "best_top1": best["top1"], "epochs": args.epochs, "train_images": args.train_limit or train_images, "device": env["device"]}
-    write_results(args.output, {"summary": summary, "rows": rows, "recipe": str(args.recipe), "recipe_settings": recipe_settings(recipe), "extra": args.extra,
+    write_results(args.output, {"summary": summary, "rows": rows, "recipe": str(args.recipe), "recipe_settings": recipe.to_dict(), "extra": args.extra,
                                 "environment": env, "command": command}, "\n".join(md) + "\n")  # fmt: skip
 
 

@@ -24,7 +24,7 @@ def write_sweep(args: argparse.Namespace, recipe_overrides: list[str]) -> None:
     recipe = load_recipe(args.recipe, recipe_overrides)
     row = {"variant": ablation.BASELINE, "overrides": [], "top1": 50.0, "epochs": 3, "pretrain_wall_s": 1.0, "run": "r"}
     summary = {"device": _common.environment()["device"], "train_images": 100}
-    payload = {"summary": summary, "rows": [row], "recipe": str(args.recipe), "recipe_settings": ablation.recipe_settings(recipe), "extra": []}
+    payload = {"summary": summary, "rows": [row], "recipe": str(args.recipe), "recipe_settings": recipe.to_dict(), "extra": []}
     _common.write_results(args.output, payload, "")
 
 
