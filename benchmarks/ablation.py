@@ -50,6 +50,8 @@ VARIANTS: dict[str, list[str]] = {
     "shipped default, no GRL disentanglement": ["loss.lambda_dis=0"],
     SEED_REPEAT: ["seed=1"],  # the probe keeps seed 0: this row measures the pretraining's seed noise
     "shipped default, 4 local crops": ["augment.local_crops=4"],
+    "shipped default, no clean pass (invariance on the corrupted view)": ["corruption.clean_invariance=false"],
+    "shipped default, 24-px global views": ["augment.global_size=24"],
 }
 
 
@@ -72,6 +74,13 @@ def seed_noise(rows: list[dict]) -> str:
         return ""
     a, b = top1[BASELINE], top1[SEED_REPEAT]
     return f"Pretraining seed noise, measured: the shipped default gives {a:.2f} % with seed 0 and {b:.2f} % with seed 1 ({abs(a - b):.2f} points apart; same probe)."
+
+
+def day_note(rows: list[dict]) -> str:
+    days = sorted({r.get("date", "")[:10] for r in rows})
+    if len(days) < 2:
+        return ""
+    return f"Rows were measured on {len(days)} days ({', '.join(days)}): this machine's speed varies from day to day, so compare pretrain minutes within a day."
 
 
 def same_recipe(stored: dict | None, recipe: Recipe) -> bool:
@@ -149,7 +158,8 @@ def main() -> None:
         name, overrides, out = job
         encoder, _ = load_encoder(out / "encoder.pt")
         probe, _, _ = linear_probe(encoder, train, test, recipe.probe.label_fraction, recipe.probe.epochs, recipe.seed, device=args.device)
-        rows.append({"variant": name, "overrides": overrides, "top1": round(probe.top1, 2), "epochs": args.epochs, "pretrain_wall_s": round(wall, 1), "run": str(out)})
+        row = {"variant": name, "overrides": overrides, "top1": round(probe.top1, 2), "epochs": args.epochs, "pretrain_wall_s": round(wall, 1), "run": str(out)}
+        rows.append(row | {"date": environment()["date"]})  # wall times of rows from other days are another machine state
         rows.sort(key=lambda r: list(VARIANTS).index(r["variant"]))
         print(f"{name}: {probe.top1:.2f} % ({wall / 60:.1f} min)", flush=True)
         write_table(args, recipe, rows, len(chosen), len(train))  # after every variant: a cut-off sweep keeps what it measured
@@ -169,13 +179,13 @@ def write_table(args: argparse.Namespace, recipe: Recipe, rows: list[dict], plan
     md = ["# Dual-corruption ablation", "", f"Reproduce: `{command}`", "",
           f"Each variant: {args.epochs} epochs of `{args.recipe}` on {args.train_limit or 'all'} training images with the overrides shown{extra}, "
           f"then a linear probe with {recipe.probe.label_fraction:.0%} of the labels; {device_text(env)}{concurrency}, torch {env['torch']}, {env['date']}.", "",
-          "| variant | overrides | probe top-1 % | vs shipped default | pretrain min |", "|---|---|---|---|---|"]  # fmt: skip
+          "| variant | overrides | probe top-1 % | vs shipped default | pretrain min | measured |", "|---|---|---|---|---|---|"]  # fmt: skip
     base = next((r["top1"] for r in rows if r["variant"] == BASELINE), None)
     for r in rows:
         delta = f"{r['top1'] - base:+.2f}" if base is not None else ""
         overrides = f"`{' '.join(r['overrides'])}`" if r["overrides"] else "(as shipped)"
-        md.append(f"| {r['variant']} | {overrides} | {r['top1']:.2f} | {delta} | {r['pretrain_wall_s'] / 60:.1f} |")
-    for text in (caveat([r["top1"] for r in rows]), seed_noise(rows)):
+        md.append(f"| {r['variant']} | {overrides} | {r['top1']:.2f} | {delta} | {r['pretrain_wall_s'] / 60:.1f} | {r.get('date', '')[:10]} |")
+    for text in (caveat([r["top1"] for r in rows]), seed_noise(rows), day_note(rows)):
         md += ["", text] if text else []
     if len(rows) < planned:
         md += ["", f"Partial: {len(rows)} of {planned} variants finished."]

@@ -95,6 +95,9 @@ class AugmentRecipe:
     jitter: float = 0.4
     gray_prob: float = 0.2
     hue: float = 0.0  # max hue turn as a fraction of the colour circle; 0 = off
+    # pixels of the two global views (0 = data.image_size): a 24-px view costs ~0.56 of a 32-px pass, and its
+    # random-resized crops show objects at the size the full 32-px test image does (FixRes)
+    global_size: int = 0
     local_crops: int = 0  # multi-crop: extra small views, each pulled towards both global views
     local_size: int = 16  # pixels; a 16x16 crop costs a quarter of a 32x32 view
     local_scale: tuple[float, float] = (0.05, 0.3)

@@ -3,7 +3,10 @@ plus the adversarial probes of the disentanglement loss. Dropped after pretraini
 
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from edgessl.ssl.losses import grad_reverse
@@ -29,7 +32,7 @@ class DualTaskDecoder(nn.Module):
 
     def forward(self, tokens: torch.Tensor, grl_scale: float = 1.0) -> dict[str, torch.Tensor]:
         """tokens: B N C. Returns predictions and the probes' logits (behind the GRL)."""
-        h = self.norm(self.trunk(self.embed(tokens) + self.pos))
+        h = self.norm(self.trunk(self.embed(tokens) + self.position(tokens.shape[1])))
         rec_h, rot_h = self.rec_branch(h), self.rot_branch(h)
         return {
             "rec": self.rec_out(rec_h),
@@ -37,6 +40,16 @@ class DualTaskDecoder(nn.Module):
             "rec_probe": self.rec_probe(grad_reverse(rec_h, grl_scale)),
             "rot_probe": self.rot_probe(grad_reverse(rot_h, grl_scale)),
         }
+
+    def position(self, tokens: int) -> torch.Tensor:
+        """The learned square grid of position embeddings, resampled when a view has another token grid
+        (a smaller global view: augment.global_size), as ViTs do for a new resolution."""
+        if tokens == self.pos.shape[1]:
+            return self.pos
+        side, new = math.isqrt(self.pos.shape[1]), math.isqrt(tokens)
+        grid = self.pos.transpose(1, 2).reshape(1, -1, side, side)
+        grid = F.interpolate(grid, size=(new, new), mode="bilinear", align_corners=False)
+        return grid.flatten(2).transpose(1, 2)
 
 
 class Projector(nn.Module):

@@ -37,6 +37,9 @@ class DualCorruptionSSL(nn.Module):
             raise ValueError("corruption.site=stage3 needs a stage-4 stride of 1; use site=output for this input size")
         self.tokens = grid * grid
         self.patch = encoder.total_stride
+        global_size = recipe.augment.global_size
+        if c.enabled and global_size and global_size % self.patch:
+            raise ValueError(f"augment.global_size={global_size} must be a multiple of the encoder's total stride {self.patch} (the pretext's token grid)")
         if not c.enabled and lc.view_invariance <= 0:
             raise ValueError("corruption.enabled=false leaves nothing to learn; set loss.view_invariance > 0")
         if recipe.augment.local_crops and lc.view_invariance <= 0:
@@ -86,7 +89,7 @@ class DualCorruptionSSL(nn.Module):
         return F.layer_norm(t, t.shape[-1:])
 
     def pretext(self, x: torch.Tensor, mask_ratio: float, rot_ratio: float, gen: torch.Generator | None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        corruption = sample_corruption(x.shape[0], self.tokens, mask_ratio, rot_ratio, self.cfg.num_shifts, x.device, gen)
+        corruption = sample_corruption(x.shape[0], (x.shape[-1] // self.patch) ** 2, mask_ratio, rot_ratio, self.cfg.num_shifts, x.device, gen)
         pooled, dec_in = self._encode(x, corruption)
         out = self.decoder(dec_in, self.loss_cfg.grl_scale)
         losses = {

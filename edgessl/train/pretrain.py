@@ -209,7 +209,8 @@ class Training:
 
     def views(self, raw: torch.Tensor, gen: torch.Generator) -> list[torch.Tensor]:
         """The global views, then all local crops stacked into one batch (one encoder pass for all of them)."""
-        views = [ssl_view(raw, self.aug, gen) for _ in range(self.method.views_needed())]
+        size = self.recipe.augment.global_size or None
+        views = [ssl_view(raw, self.aug, gen, size) for _ in range(self.method.views_needed())]
         a = self.recipe.augment
         if a.local_crops:
             views.append(torch.cat([ssl_view(raw, self.local_aug, gen, a.local_size) for _ in range(a.local_crops)]))

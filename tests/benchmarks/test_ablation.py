@@ -35,3 +35,9 @@ def test_resume_keeps_rows_only_of_the_same_recipe_content(tmp_path: Path, monke
     write_sweep(args, stored_overrides)
     rows = ablation.earlier_rows(args, load_recipe(args.recipe, []), [ablation.BASELINE], train_images=100)
     assert len(rows) == kept
+
+
+def test_rows_from_several_days_are_flagged_and_one_day_is_not() -> None:
+    rows = [{"date": "2026-11-29 20:56 UTC"}, {"date": "2026-11-30 01:10 UTC"}]
+    assert "2 days (2026-11-29, 2026-11-30)" in ablation.day_note(rows)
+    assert ablation.day_note(rows[:1]) == ""

@@ -96,3 +96,20 @@ def test_clean_invariance_gives_view_invariance_the_uncorrupted_features(rotatio
         clean_features[clean] = method.encoder(x)  # eval mode: BatchNorm's running statistics, so the stacked pass matches
     torch.testing.assert_close(pooled[True], clean_features[True], atol=1e-5, rtol=1e-4)
     assert (pooled[False] - clean_features[False]).norm() > 0.01 * clean_features[False].norm()
+
+
+def test_smaller_global_views_get_a_smaller_token_grid_and_resampled_positions():
+    recipe = load_recipe(None, ["loss.view_invariance=1", "augment.global_size=24"])
+    method = DualCorruptionSSL(create_encoder("tinynext_t", 32), recipe)
+    assert method.decoder.position(16) is method.decoder.pos  # the native grid is the learned table itself
+    assert method.decoder.position(9).shape == (1, 9, 192)
+    x = torch.randn(8, 3, 24, 24)
+    losses = method([x, x.flip(-1)], 0.3, 0.3, torch.Generator().manual_seed(0))
+    method.total_loss(losses, 1.0, 1.0).backward()
+    assert torch.isfinite(losses["rec"]) and losses["rec"] > 0
+    assert method.decoder.pos.grad.abs().sum() > 0  # the table learns through its resampled copy
+
+
+def test_global_size_off_the_token_grid_is_refused():
+    with pytest.raises(ValueError, match="multiple of the encoder's total stride 8"):
+        DualCorruptionSSL(create_encoder("tinynext_t", 32), load_recipe(None, ["augment.global_size=20"]))

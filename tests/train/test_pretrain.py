@@ -1,3 +1,4 @@
+import math
 from pathlib import Path
 
 import numpy as np
@@ -5,9 +6,13 @@ import pytest
 import torch
 from PIL import Image
 
+from edgessl.models import create_encoder
 from edgessl.recipe import load_recipe
+from edgessl.ssl.dual_corruption import DualCorruptionSSL
+from edgessl.ssl.scheduler import DynamicCorruptionScheduler
 from edgessl.train.checkpoint import load
-from edgessl.train.pretrain import pretrain
+from edgessl.train.distributed import DistContext
+from edgessl.train.pretrain import Training, pretrain
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -100,3 +105,15 @@ def test_probe_monitor_on_unlabelled_data_is_refused(tmp_path):
         Image.fromarray(np.full((32, 32, 3), i * 40, dtype=np.uint8)).save(folder / f"{i}.png")
     with pytest.raises(ValueError, match="monitor_every=0"):
         pretrain(_recipe(f"data.path={folder}", "probe.monitor_every=1"), tmp_path / "run")
+
+
+def test_global_size_renders_both_global_views_at_that_size_and_local_crops_as_before():
+    recipe = _recipe("augment.global_size=24", "augment.local_crops=2")
+    method = DualCorruptionSSL(create_encoder(recipe.encoder, 32), recipe)
+    sched = DynamicCorruptionScheduler(recipe.scheduler, recipe.corruption.mask_ratio, recipe.corruption.rot_ratio)
+    training = Training(recipe, method, method, torch.optim.AdamW(method.parameters()), sched, DistContext(), horizon=4, warmup=1)
+    raw = torch.randint(0, 256, (4, 32, 32, 3), dtype=torch.uint8)
+    views = training.views(raw, torch.Generator().manual_seed(0))
+    assert [tuple(v.shape) for v in views] == [(4, 3, 24, 24), (4, 3, 24, 24), (8, 3, 16, 16)]
+    losses, _, _ = training.step(0, raw)
+    assert all(math.isfinite(v) for v in losses.values())
