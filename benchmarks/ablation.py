@@ -52,6 +52,7 @@ VARIANTS: dict[str, list[str]] = {
     "shipped default, 4 local crops": ["augment.local_crops=4"],
     "shipped default, no clean pass (invariance on the corrupted view)": ["corruption.clean_invariance=false"],
     "shipped default, 24-px global views": ["augment.global_size=24"],
+    "shipped default, 2048-d projector": ["loss.projector_dim=2048"],
 }
 
 
@@ -76,8 +77,12 @@ def seed_noise(rows: list[dict]) -> str:
     return f"Pretraining seed noise, measured: the shipped default gives {a:.2f} % with seed 0 and {b:.2f} % with seed 1 ({abs(a - b):.2f} points apart; same probe)."
 
 
+def day(row: dict) -> str:
+    return row.get("date", "not recorded")[:10]
+
+
 def day_note(rows: list[dict]) -> str:
-    days = sorted({r.get("date", "")[:10] for r in rows})
+    days = sorted({day(r) for r in rows})
     if len(days) < 2:
         return ""
     return f"Rows were measured on {len(days)} days ({', '.join(days)}): this machine's speed varies from day to day, so compare pretrain minutes within a day."
@@ -184,7 +189,7 @@ def write_table(args: argparse.Namespace, recipe: Recipe, rows: list[dict], plan
     for r in rows:
         delta = f"{r['top1'] - base:+.2f}" if base is not None else ""
         overrides = f"`{' '.join(r['overrides'])}`" if r["overrides"] else "(as shipped)"
-        md.append(f"| {r['variant']} | {overrides} | {r['top1']:.2f} | {delta} | {r['pretrain_wall_s'] / 60:.1f} | {r.get('date', '')[:10]} |")
+        md.append(f"| {r['variant']} | {overrides} | {r['top1']:.2f} | {delta} | {r['pretrain_wall_s'] / 60:.1f} | {day(r)} |")
     for text in (caveat([r["top1"] for r in rows]), seed_noise(rows), day_note(rows)):
         md += ["", text] if text else []
     if len(rows) < planned:

@@ -64,12 +64,13 @@ def run(args: argparse.Namespace, previous: dict) -> dict:
             "top1": probe.top1,
             "how": "measured: edgessl pretrain + linear probe",
             "recipe": str(recipe_path),
-            "pretrain_epochs": recipe.optim.epochs,
+            "pretrain_epochs": round(result.epochs, 2) if result.stopped_by_time else recipe.optim.epochs,
             "schedule_epochs": max(recipe.optim.epochs, recipe.optim.schedule_epochs),
             "pretrain_steps": result.steps,
             "pretrain_wall_s": round(pretrain_s, 1),
             "probe_monitor_s": round(result.monitor_seconds, 1),
-        },
+        }
+        | ({"stopped_by_max_minutes": recipe.optim.max_minutes} if result.stopped_by_time else {}),
         "random_init_probe": {"top1": random_probe.top1, "how": "measured: same probe on an untrained encoder"},
     }
     if args.supervised_epochs > 0:
@@ -153,7 +154,7 @@ def _training(stored: dict) -> dict:
     recipe = recipe_from_dict(stored).to_dict()  # keys added since a run was stored take their defaults
     # The encoder average changes only what is exported, and at the end of a complete schedule (lr -> 0)
     # it is close to the last weights: runs with and without it are points of one trend.
-    recipe["optim"] |= {"epochs": 0, "schedule_epochs": 0, "encoder_ema": 0}
+    recipe["optim"] |= {"epochs": 0, "schedule_epochs": 0, "max_minutes": 0, "encoder_ema": 0}
     recipe["probe"] |= {"monitor_every": 0}
     return _flatten(recipe)  # typed by the Recipe: a stored run's lists come back as the tuples of a fresh one
 
@@ -172,9 +173,11 @@ def recipe_difference(run: dict, reference: dict) -> list[str]:
 
 
 def _complete(section: dict) -> bool:
-    """False for a run cut from a longer learning-rate schedule (optim.schedule_epochs > optim.epochs)."""
+    """False for a run cut from a longer learning-rate schedule (optim.schedule_epochs > optim.epochs) or
+    stopped by its time budget (optim.max_minutes)."""
     optim = section["recipe"]["optim"]
-    return optim.get("schedule_epochs", 0) <= optim["epochs"]
+    stopped = "stopped_by_max_minutes" in section["rows"]["edgessl_ssl_probe"]
+    return optim.get("schedule_epochs", 0) <= optim["epochs"] and not stopped
 
 
 def schedule_trend(default: dict, budgets: list[dict]) -> dict | None:
@@ -211,7 +214,9 @@ def _probe_top1(section: dict) -> float:
 
 def budget_text(row: dict, env: dict) -> str:
     epochs, schedule = row["pretrain_epochs"], row.get("schedule_epochs", row["pretrain_epochs"])
-    length = f"{epochs} epochs" if schedule == epochs else f"{epochs} epochs of a {schedule:g}-epoch schedule"
+    length = f"{epochs:g} epochs" if schedule == epochs else f"{epochs:g} epochs of a {schedule:g}-epoch schedule"
+    if "stopped_by_max_minutes" in row:
+        length += f" (stopped by its {row['stopped_by_max_minutes']:g}-min budget)"
     return f"{length}, {row['pretrain_wall_s'] / 60:.0f} min pretraining on {device_text(env)}"
 
 

@@ -22,6 +22,7 @@ def pretrain(
     recipe: Annotated[Path, typer.Option(help="YAML recipe, e.g. recipes/cifar10.yaml")] = Path("recipes/smoke.yaml"),
     data: Annotated[Optional[str], typer.Option(help="data path (overrides data.path); 'synthetic' needs no files")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="overrides optim.epochs")] = None,
+    max_minutes: Annotated[Optional[float], typer.Option(help="stop after this many minutes of training (overrides optim.max_minutes)")] = None,
     out: Annotated[Optional[Path], typer.Option(help="run folder (default runs/<recipe name>)")] = None,
     resume: Annotated[bool, typer.Option(help="continue from <out>/last.pt")] = False,
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda or cuda:N (overrides device); under torchrun each rank takes its LOCAL_RANK GPU")] = None,
@@ -38,6 +39,8 @@ def pretrain(
         extra.append(f"data.path={data}")
     if epochs is not None:
         extra.append(f"optim.epochs={epochs}")
+    if max_minutes is not None:
+        extra.append(f"optim.max_minutes={max_minutes}")
     if device is not None:
         extra.append(f"device={device}")
     try:
@@ -49,7 +52,8 @@ def pretrain(
     if os.environ.get("RANK", "0") != "0":
         return  # under torchrun, rank 0 reports and probes
     world = f" on {result.world_size} processes" if result.world_size > 1 else ""
-    typer.echo(f"pretrained {result.steps} steps{world} in {result.wall_seconds:.0f} s; encoder: {result.encoder_path}")
+    budget = f" (stopped by its {r.optim.max_minutes:g}-min budget at epoch {result.epochs:.2f})" if result.stopped_by_time else ""
+    typer.echo(f"pretrained {result.steps} steps{world} in {result.wall_seconds:.0f} s{budget}; encoder: {result.encoder_path}")
     if probe:
         _probe(result.encoder_path, r.data.path, r.probe.label_fraction, r.probe.epochs, r.probe.seed, out_dir)
 

@@ -45,6 +45,8 @@ class PretrainResult:
     monitor_seconds: float = 0.0  # mid-run linear probes (probe.monitor_every): in wall_seconds, not in compute
     # training-loop wall time of the whole run, summed over resumed segments, without the mid-run probes
     run_seconds: float = 0.0
+    epochs: float = 0.0  # epochs trained: fewer than the recipe's when optim.max_minutes stopped the run
+    stopped_by_time: bool = False
 
 
 def lr_at(step: int, total: int, warmup: int, base: float) -> float:
@@ -218,6 +220,8 @@ class Training:
 
 
 def _train(recipe: Recipe, out_dir: Path, resume: bool, on_step: Callable[[int], None] | None, ctx: DistContext, device: torch.device) -> PretrainResult:
+    if recipe.optim.max_minutes > 0 and ctx.enabled:  # each rank would read its own clock and could stop a step apart
+        raise RecipeError("optim.max_minutes stops single-process runs only; under torchrun set optim.epochs")
     setup_torch(recipe)
     out_dir.mkdir(parents=True, exist_ok=True)
     source, classes = batch_source(recipe, ctx, device)
@@ -263,10 +267,18 @@ def _train(recipe: Recipe, out_dir: Path, resume: bool, on_step: Callable[[int],
     t_start = time.perf_counter()
     compute_s = data_s = 0.0
     method.train()
-    while step < total:
+    budget_s = recipe.optim.max_minutes * 60
+
+    def out_of_time() -> bool:
+        return budget_s > 0 and run_seconds(time.perf_counter() - t_start) >= budget_s
+
+    stopped = out_of_time()
+    while step < total and not stopped:
         epoch, start = divmod(step, steps_per_epoch)
         batches = source.batches(epoch, skip=start)
         for _ in range(start, steps_per_epoch):
+            if stopped := out_of_time():
+                break
             t0 = time.perf_counter()
             raw = next(batches).to(device)
             t1 = time.perf_counter()
@@ -290,6 +302,8 @@ def _train(recipe: Recipe, out_dir: Path, resume: bool, on_step: Callable[[int],
         batches.close()
     save_state()
     wall = time.perf_counter() - t_start
+    if stopped and ctx.is_main:
+        print(f"stopped by optim.max_minutes={recipe.optim.max_minutes:g} at step {step}/{total} ({step / steps_per_epoch:.2f} epochs)", flush=True)
     checksums = parameter_checksums(method, ctx)
     encoder_path = out_dir / "encoder.pt"
     if ctx.is_main:
@@ -300,7 +314,8 @@ def _train(recipe: Recipe, out_dir: Path, resume: bool, on_step: Callable[[int],
         (out_dir / "distributed.json").write_text(json.dumps({"world_size": ctx.world_size, "steps": step, "parameter_checksums": checksums}, indent=1))
         plot_scheduler(sched.history, out_dir / "scheduler.png")
     barrier(ctx)
-    return PretrainResult(out_dir, encoder_path, step, wall, compute_s, data_s, ctx.world_size, monitor.seconds if monitor else 0.0, run_seconds(wall))
+    monitor_s = monitor.seconds if monitor else 0.0
+    return PretrainResult(out_dir, encoder_path, step, wall, compute_s, data_s, ctx.world_size, monitor_s, run_seconds(wall), step / steps_per_epoch, stopped)
 
 
 def _resume_ema(ema: EncoderEMA, encoder: torch.nn.Module, state: dict, ctx: DistContext) -> None:

@@ -45,3 +45,12 @@ def test_trend_falls_back_to_another_recipe_and_names_how_it_differs() -> None:
 def test_no_trend_without_two_lengths_of_one_recipe() -> None:
     default = section(66.0, 14)
     assert ssl_protocol.schedule_trend(default, [default, section(60.0, 7, "loss.lambda_dis=0.5")]) is None
+
+
+def test_a_run_stopped_by_its_time_budget_is_no_trend_point_and_says_so() -> None:
+    default = section(63.0, 14)
+    stopped = section(62.0, 28, "optim.max_minutes=100")
+    stopped["rows"]["edgessl_ssl_probe"] |= {"pretrain_epochs": 12.5, "schedule_epochs": 28, "stopped_by_max_minutes": 100.0}
+    assert ssl_protocol.schedule_trend(default, [default, section(60.0, 7), stopped])["points"][-1]["epochs"] == 14
+    text = ssl_protocol.budget_text(stopped["rows"]["edgessl_ssl_probe"], stopped["environment"])
+    assert text.startswith("12.5 epochs of a 28-epoch schedule (stopped by its 100-min budget)")

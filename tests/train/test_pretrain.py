@@ -117,3 +117,15 @@ def test_global_size_renders_both_global_views_at_that_size_and_local_crops_as_b
     assert [tuple(v.shape) for v in views] == [(4, 3, 24, 24), (4, 3, 24, 24), (8, 3, 16, 16)]
     losses, _, _ = training.step(0, raw)
     assert all(math.isfinite(v) for v in losses.values())
+
+
+def test_max_minutes_stops_the_run_saves_it_and_a_resume_does_not_train_past_it(tmp_path):
+    budget = ("optim.max_minutes=0.0001",)  # 6 ms: over after the first step
+    result = pretrain(_recipe(*budget), tmp_path)
+    assert result.stopped_by_time and 1 <= result.steps < 32
+    assert result.epochs == pytest.approx(result.steps / 16)
+    assert load(tmp_path / "last.pt")["step"] == result.steps and result.encoder_path.is_file()
+    again = pretrain(_recipe(*budget), tmp_path, resume=True)
+    assert again.steps == result.steps and again.stopped_by_time
+    full = pretrain(_recipe("optim.max_minutes=60"), tmp_path / "full")
+    assert not full.stopped_by_time and full.steps == 32 and full.epochs == 2
