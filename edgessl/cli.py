@@ -52,8 +52,7 @@ def pretrain(
     if os.environ.get("RANK", "0") != "0":
         return  # under torchrun, rank 0 reports and probes
     world = f" on {result.world_size} processes" if result.world_size > 1 else ""
-    budget = f" (stopped by its {r.optim.max_minutes:g}-min budget at epoch {result.epochs:.2f})" if result.stopped_by_time else ""
-    typer.echo(f"pretrained {result.steps} steps{world} in {result.wall_seconds:.0f} s{budget}; encoder: {result.encoder_path}")
+    typer.echo(f"pretrained {result.steps} steps{world} in {result.wall_seconds:.0f} s; encoder: {result.encoder_path}")
     if probe:
         _probe(result.encoder_path, r.data.path, r.probe.label_fraction, r.probe.epochs, r.probe.seed, out_dir)
 
