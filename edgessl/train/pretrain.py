@@ -314,8 +314,19 @@ def _train(recipe: Recipe, out_dir: Path, resume: bool, on_step: Callable[[int],
         (out_dir / "distributed.json").write_text(json.dumps({"world_size": ctx.world_size, "steps": step, "parameter_checksums": checksums}, indent=1))
         plot_scheduler(sched.history, out_dir / "scheduler.png")
     barrier(ctx)
-    monitor_s = monitor.seconds if monitor else 0.0
-    return PretrainResult(out_dir, encoder_path, step, wall, compute_s, data_s, ctx.world_size, monitor_s, run_seconds(wall), step / steps_per_epoch, stopped)
+    return PretrainResult(
+        out_dir,
+        encoder_path,
+        step,
+        wall,
+        compute_s,
+        data_s,
+        world_size=ctx.world_size,
+        monitor_seconds=monitor.seconds if monitor else 0.0,
+        run_seconds=run_seconds(wall),
+        epochs=step / steps_per_epoch,
+        stopped_by_time=stopped,
+    )
 
 
 def _resume_ema(ema: EncoderEMA, encoder: torch.nn.Module, state: dict, ctx: DistContext) -> None:
