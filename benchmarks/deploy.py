@@ -26,21 +26,31 @@ from edgessl.eval.probe import linear_probe
 from edgessl.runtimes.tflm import measure_arena
 
 
+def encoder_source(run: Path) -> str:
+    """Which pretraining the deployed encoder comes from: ssl_protocol.py names its run folders after its sections."""
+    section = run.name.removeprefix("ssl_protocol_")
+    if section != run.name:
+        return f"encoder: section `{section}` of ssl_protocol.md, pretrained by its command"
+    return f"encoder: `{run / 'encoder.pt'}` from `edgessl pretrain --out {run}`"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", type=Path, required=True, help="run folder with encoder.pt")
     p.add_argument("--qat-epochs", type=int, default=2)
     p.add_argument("--test-limit", type=int, default=None, help="default: the whole test split")
     p.add_argument("--name", default="deploy_cifar10")
+    p.add_argument("--stages", default="stage4", help="comma-separated stages whose pooled outputs the probe head reads, e.g. stage3,stage4")
     args = p.parse_args()
     t0 = time.perf_counter()
     encoder, payload = load_encoder(args.run / "encoder.pt")
     recipe = payload["recipe"]
     data, fraction, seed = recipe["data"]["path"], recipe["probe"]["label_fraction"], recipe["probe"]["seed"]
     train, test = load_split(data, "train", payload["image_size"]), load_split(data, "test", payload["image_size"])
-    probe, head, _ = linear_probe(encoder, train, test, fraction, recipe["probe"]["epochs"], seed)
+    stages = tuple(args.stages.split(","))
+    probe, head, _ = linear_probe(encoder, train, test, fraction, recipe["probe"]["epochs"], seed, stages=stages)
     print(probe.protocol(), f"-> {probe.top1:.2f} %", flush=True)
-    bundle = ClassifierBundle(build_classifier(encoder, head), train.classes, data, fraction, seed, str(args.run / "encoder.pt"), recipe, "probe")
+    bundle = ClassifierBundle(build_classifier(encoder, head, stages=stages), train.classes, data, fraction, seed, str(args.run / "encoder.pt"), recipe, "probe")
     images, labels = labelled_subset(bundle)
     test_eval = test_split(bundle, args.test_limit)
     fp32_probe = torch_top1(bundle.model, test_eval)
@@ -75,7 +85,7 @@ def main() -> None:
     payload_out = {"summary": summary, "fidelity": rep.to_dict(), "qat_steps": qat.steps, "qat_epochs": args.qat_epochs,
                    "artefacts": {k: str(v) for k, v in result.artefacts.items()} if result else {}, "environment": env, "command": command_line(),
                    "wall_s": round(time.perf_counter() - t0, 1)}  # fmt: skip
-    md = [f"# Deployment fidelity: {args.run.name}", "", f"Reproduce: `{command_line()}` (after `python benchmarks/ssl_protocol.py --data ../shared/data/cifar10`)", "",
+    md = [f"# Deployment fidelity: {args.run.name}", "", f"Reproduce: `{command_line()}` ({encoder_source(args.run)})", "",
           f"Linear probe ({probe.protocol()}), then NNCF QAT for {args.qat_epochs} epochs ({qat.steps} steps) on the same {len(labels)} labelled images; "
           f"int8 ranges recalibrated on 256 training images (per-tensor min/max). {env['device']}, torch {env['torch']}, {env['date']}.", "",
           rep.table(), "", f"NNCF fake-quant top-1: {fake_quant:.2f} %; fp32 probe before QAT: {fp32_probe:.2f} %.", "",

@@ -54,10 +54,10 @@ def pretrain(
     world = f" on {result.world_size} processes" if result.world_size > 1 else ""
     typer.echo(f"pretrained {result.steps} steps{world} in {result.wall_seconds:.0f} s; encoder: {result.encoder_path}")
     if probe:
-        _probe(result.encoder_path, r.data.path, r.probe.label_fraction, r.probe.epochs, r.probe.seed, out_dir)
+        _probe(result.encoder_path, r.data.path, r.probe.label_fraction, r.probe.epochs, r.probe.seed, out_dir, r.probe.stages)
 
 
-def _probe(checkpoint: Path, data: str, fraction: float, epochs: int, seed: int, out_dir: Path) -> None:
+def _probe(checkpoint: Path, data: str, fraction: float, epochs: int, seed: int, out_dir: Path, stages: tuple[str, ...] = ("stage4",)) -> None:
     from edgessl.data.cache import load_split
     from edgessl.data.splits import save_indices
     from edgessl.eval.features import load_encoder
@@ -70,7 +70,7 @@ def _probe(checkpoint: Path, data: str, fraction: float, epochs: int, seed: int,
         typer.echo("data has no labels: skipping the linear probe")
         return
     test = load_split(data, "test", payload["image_size"])
-    result, head, indices = linear_probe(encoder, train, test, fraction, epochs, seed)
+    result, head, indices = linear_probe(encoder, train, test, fraction, epochs, seed, stages=stages)
     typer.echo(result.protocol())
     typer.echo(f"linear probe top-1: {result.top1:.2f} %")
     save_indices(out_dir / "label_indices.json", indices, fraction, seed)
@@ -96,6 +96,7 @@ def probe(
     epochs: Annotated[int, typer.Option()] = 100,
     seed: Annotated[int, typer.Option()] = 0,
     out: Annotated[Optional[Path], typer.Option(help="where to write probe.pt (default: beside the checkpoint)")] = None,
+    stages: Annotated[str, typer.Option(help="comma-separated stages whose pooled outputs the probe reads, e.g. stage3,stage4")] = "stage4",
 ) -> None:
     """Linear probe of a frozen encoder with a fraction of the labels."""
     from edgessl.data.readers import DataError
@@ -103,7 +104,7 @@ def probe(
 
     try:
         payload = load(checkpoint)
-        _probe(checkpoint, data or payload["recipe"]["data"]["path"], label_fraction, epochs, seed, out or checkpoint.parent)
+        _probe(checkpoint, data or payload["recipe"]["data"]["path"], label_fraction, epochs, seed, out or checkpoint.parent, tuple(stages.split(",")))
     except (DataError, ValueError, FileNotFoundError) as err:
         _fail(str(err))
 

@@ -90,6 +90,9 @@ class ProbeConfig:
     epochs: int = 100
     seed: int = 0
     monitor_every: int = 0  # > 0: also probe every N epochs during pretraining (runs/<name>/probe_curve.csv)
+    # whose pooled outputs the probe reads; ["stage3", "stage4"] adds the token-mixing stage's 96 features
+    # (benchmarks/results/probe_stages.md). The published protocol reads the encoder's output: stage4.
+    stages: tuple[str, ...] = ("stage4",)
 
 
 @dataclass
@@ -142,7 +145,11 @@ def _convert(value: object, typ: object, key: str) -> object:
             return bool(value)
         if origin is tuple:
             items = yaml.safe_load(value) if isinstance(value, str) else value
-            return tuple(_convert(v, t, key) for v, t in zip(items, typing.get_args(typ), strict=True))
+            if isinstance(items, str):  # probe.stages=stage3,stage4
+                items = [item.strip() for item in items.split(",")]
+            args = typing.get_args(typ)
+            types = [args[0]] * len(items) if args[-1] is Ellipsis else args
+            return tuple(_convert(v, t, key) for v, t in zip(items, types, strict=True))
         if typ in (int, float, str):
             return typ(value)
     except (TypeError, ValueError) as err:

@@ -33,3 +33,9 @@ def test_a_stored_recipe_reloads_with_defaults_for_keys_added_since():
     assert recipe_from_dict(stored) == load_recipe(ROOT / "recipes" / "cifar10.yaml", ["optim.encoder_ema=0"])
     with pytest.raises(RecipeError, match="optim.no_such_key"):
         recipe_from_dict(stored | {"optim": stored["optim"] | {"no_such_key": 1}})
+
+
+def test_probe_stages_read_as_a_list_or_comma_separated():
+    for text in ("stage3,stage4", "[stage3, stage4]"):
+        assert load_recipe(None, [f"probe.stages={text}"]).probe.stages == ("stage3", "stage4")
+    assert load_recipe(None, []).probe.stages == ("stage4",)

@@ -1,4 +1,4 @@
-"""The deployable probe classifier: encoder + global pooling + linear head, in eval form.
+"""The deployable probe classifier: encoder + global pooling (of the probe's stages) + linear head, in eval form.
 
 Input is NHWC with raw pixel values in [0, 255] (so full-int8 input is simply `pixel - 128`);
 normalisation is the model's first op. BatchNorm after a convolution is folded into it.
@@ -18,10 +18,11 @@ from edgessl.models.tinynext import LeanSingleHeadAttention, TinyNeXt
 
 
 class DeployableClassifier(nn.Module):
-    def __init__(self, encoder: TinyNeXt, head: nn.Module) -> None:
+    def __init__(self, encoder: TinyNeXt, head: nn.Module, stages: tuple[str, ...] = ("stage4",)) -> None:
         super().__init__()
         self.encoder = encoder
         self.head = head
+        self.stages = tuple(stages)
         self.register_buffer("scale", (1 / (255 * STD)).view(1, 3, 1, 1))
         self.register_buffer("shift", (-MEAN / STD).view(1, 3, 1, 1))
 
@@ -31,7 +32,7 @@ class DeployableClassifier(nn.Module):
 
     def forward(self, x_nhwc: torch.Tensor) -> torch.Tensor:
         x = x_nhwc.permute(0, 3, 1, 2) * self.scale + self.shift
-        return self.head(self.encoder(x))
+        return self.head(self.encoder.pooled_stages(x, self.stages))
 
 
 def batchnorm_as_depthwise(bn: nn.BatchNorm2d) -> nn.Conv2d:
@@ -66,6 +67,6 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     return model
 
 
-def build_classifier(encoder: TinyNeXt, head: nn.Module, fold: bool = True) -> DeployableClassifier:
-    model = DeployableClassifier(copy.deepcopy(encoder), copy.deepcopy(head)).eval()
+def build_classifier(encoder: TinyNeXt, head: nn.Module, fold: bool = True, stages: tuple[str, ...] = ("stage4",)) -> DeployableClassifier:
+    model = DeployableClassifier(copy.deepcopy(encoder), copy.deepcopy(head), stages).eval()
     return fold_batchnorm(model) if fold else model

@@ -48,32 +48,33 @@ def load_bundle(path: Path) -> ClassifierBundle:
     payload = load(path)
     kind = payload.get("kind")
     if kind == "edgessl-classifier":
-        model = _empty_classifier(payload["encoder"], payload["image_size"], len(payload["classes"]))
+        model = _empty_classifier(payload["encoder"], payload["image_size"], len(payload["classes"]), tuple(payload.get("stages", ("stage4",))))
         model.load_state_dict(payload["state_dict"])
         return ClassifierBundle(model.eval(), payload["classes"], payload["data"], payload["label_fraction"], payload["seed"], str(path), payload["recipe"], "qat")
     if kind == "edgessl-probe":
         enc_payload = load(Path(payload["encoder_checkpoint"]))
         encoder = create_encoder(enc_payload["encoder"], enc_payload["image_size"])
         encoder.load_state_dict(enc_payload["state_dict"])
-        head = ProbeHead(encoder.feature_dim, len(payload["head"]["linear.bias"]))
-        head.load_state_dict(payload["head"])
         result = payload["result"]
+        stages = tuple(result.get("stages", ("stage4",)))  # probes saved before stages existed read the encoder's output
+        head = ProbeHead(encoder.pooled_dim(stages), len(payload["head"]["linear.bias"]))
+        head.load_state_dict(payload["head"])
         recipe = enc_payload["recipe"]
-        return ClassifierBundle(build_classifier(encoder, head), payload["classes"], payload.get("data", recipe["data"]["path"]),
+        return ClassifierBundle(build_classifier(encoder, head, stages=stages), payload["classes"], payload.get("data", recipe["data"]["path"]),
                                 result["label_fraction"], result["seed"], str(path), recipe, "probe")  # fmt: skip
     raise ValueError(f"{path} is not an edgessl probe or classifier checkpoint (kind {kind!r})")
 
 
-def _empty_classifier(encoder_name: str, image_size: int, classes: int) -> DeployableClassifier:
+def _empty_classifier(encoder_name: str, image_size: int, classes: int, stages: tuple[str, ...]) -> DeployableClassifier:
     encoder = create_encoder(encoder_name, image_size)
-    return build_classifier(encoder, ProbeHead(encoder.feature_dim, classes))
+    return build_classifier(encoder, ProbeHead(encoder.pooled_dim(stages), classes), stages=stages)
 
 
 def save_bundle(bundle: ClassifierBundle, path: Path) -> None:
-    enc = bundle.model.encoder
-    save_atomic({"kind": "edgessl-classifier", "encoder": bundle.recipe.get("encoder", "tinynext_t"), "image_size": enc.image_size,
-                 "state_dict": bundle.model.state_dict(), "classes": bundle.classes, "data": bundle.data, "label_fraction": bundle.label_fraction,
-                 "seed": bundle.seed, "recipe": bundle.recipe, "source": bundle.source}, path)  # fmt: skip
+    model = bundle.model
+    save_atomic({"kind": "edgessl-classifier", "encoder": bundle.recipe.get("encoder", "tinynext_t"), "image_size": model.encoder.image_size,
+                 "stages": list(model.stages), "state_dict": model.state_dict(), "classes": bundle.classes, "data": bundle.data,
+                 "label_fraction": bundle.label_fraction, "seed": bundle.seed, "recipe": bundle.recipe, "source": bundle.source}, path)  # fmt: skip
 
 
 def labelled_subset(bundle: ClassifierBundle) -> tuple[np.ndarray, np.ndarray]:

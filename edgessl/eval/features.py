@@ -22,10 +22,11 @@ def load_encoder(path: str | Path) -> tuple[TinyNeXt, dict]:
 
 
 @torch.no_grad()
-def extract_features(encoder: torch.nn.Module, images: np.ndarray, batch_size: int = 500, device: str = "cpu") -> torch.Tensor:
+def extract_features(encoder: TinyNeXt, images: np.ndarray, batch_size: int = 500, device: str = "cpu", stages: tuple[str, ...] = ("stage4",)) -> torch.Tensor:
+    """Pooled features of the named stages (`TinyNeXt.pooled_stages`); the default is the encoder's output."""
     encoder.eval().to(device)
     out = []
     for i in range(0, len(images), batch_size):
         x = eval_view(torch.from_numpy(images[i : i + batch_size]).to(device))
-        out.append(encoder(x).float().cpu())
+        out.append(encoder.pooled_stages(x, stages).float().cpu())
     return torch.cat(out)

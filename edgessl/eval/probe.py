@@ -12,6 +12,7 @@ from torch import nn
 from edgessl.data.readers import ImageArrays
 from edgessl.data.splits import label_fraction_indices
 from edgessl.eval.features import extract_features
+from edgessl.models import TinyNeXt
 
 
 @dataclass
@@ -23,11 +24,13 @@ class ProbeResult:
     epochs: int
     seed: int
     feature_norm: str = "standardised with train-subset mean/std"
+    stages: tuple[str, ...] = ("stage4",)  # whose pooled outputs are the features (stage4: the encoder's output)
 
     def protocol(self) -> str:
+        features = "features" if self.stages == ("stage4",) else f"pooled {' + '.join(self.stages)} features"
         return (
             f"linear probe: seed {self.seed}, label fraction {self.label_fraction:g} ({self.train_images} labelled images), "
-            f"{self.epochs} epochs, features {self.feature_norm}, top-1 on {self.test_images} test images"
+            f"{self.epochs} epochs, {features} {self.feature_norm}, top-1 on {self.test_images} test images"
         )
 
     def to_dict(self) -> dict:
@@ -74,17 +77,24 @@ class ProbeHead(nn.Module):
 
 
 def linear_probe(
-    encoder: nn.Module, train: ImageArrays, test: ImageArrays, fraction: float, epochs: int = 100, seed: int = 0, device: str = "cpu"
+    encoder: TinyNeXt,
+    train: ImageArrays,
+    test: ImageArrays,
+    fraction: float,
+    epochs: int = 100,
+    seed: int = 0,
+    device: str = "cpu",
+    stages: tuple[str, ...] = ("stage4",),
 ) -> tuple[ProbeResult, ProbeHead, np.ndarray]:
-    """Returns the result, the classifier on raw pooled features, and the labelled indices used."""
+    """Returns the result, the classifier on raw pooled features of `stages`, and the labelled indices used."""
     if not train.labelled or not test.labelled:
         raise ValueError("the linear probe needs labels in both splits (class sub-folders or .cls entries)")
     indices = label_fraction_indices(train.labels, fraction, seed)
-    f_train = extract_features(encoder, train.images[indices], device=device)
-    f_test = extract_features(encoder, test.images, device=device)
+    f_train = extract_features(encoder, train.images[indices], device=device, stages=stages)
+    f_test = extract_features(encoder, test.images, device=device, stages=stages)
     classes = int(max(train.labels.max(), test.labels.max())) + 1
     top1, head = fit_probe(f_train, train.labels[indices], f_test, test.labels, classes, epochs, seed)
-    return ProbeResult(top1, fraction, len(indices), len(test), epochs, seed), head, indices
+    return ProbeResult(top1, fraction, len(indices), len(test), epochs, seed, stages=tuple(stages)), head, indices
 
 
 def fit_probe(f_train: torch.Tensor, y_train: np.ndarray, f_test: torch.Tensor, y_test: np.ndarray, classes: int, epochs: int, seed: int) -> tuple[float, ProbeHead]:

@@ -158,6 +158,14 @@ CONFIGS: dict[str, TinyNeXtConfig] = {
 }
 
 
+STAGES = ("stage1", "stage2", "stage3", "stage4")
+
+
+def check_stages(stages: tuple[str, ...]) -> None:
+    if not stages or len(set(stages)) != len(stages) or not set(stages) <= set(STAGES):
+        raise ValueError(f"stages must be distinct names from {', '.join(STAGES)}; got {list(stages)}")
+
+
 def strides_for_input(image_size: int) -> tuple[int, int, int, int, int, int]:
     """(stem1, stem2, stage1, stage2, stage3, stage4) strides that leave a 4x4 grid for small inputs.
 
@@ -209,6 +217,22 @@ class TinyNeXt(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_tokens(x).mean(dim=(2, 3))
+
+    def pooled_stages(self, x: torch.Tensor, stages: tuple[str, ...] = ("stage4",)) -> torch.Tensor:
+        """Globally pooled outputs of the named stages (of STAGES), concatenated in network order; ("stage4",) is `forward`.
+        A linear probe on stage3 + stage4 reads the token-mixing stage directly, where the pretext tasks act."""
+        check_stages(stages)
+        if stages == ("stage4",):
+            return self.forward(x)
+        x1 = self.stage1(self.stem(x))
+        x2 = self.stage2(x1)
+        x3 = self.stage3(self.stage3_down(x2))
+        outputs = [x1, x2, x3, self.stage4(x3)] if "stage4" in stages else [x1, x2, x3]
+        return torch.cat([out.mean(dim=(2, 3)) for name, out in zip(STAGES, outputs, strict=False) if name in stages], dim=1)
+
+    def pooled_dim(self, stages: tuple[str, ...] = ("stage4",)) -> int:
+        check_stages(stages)
+        return sum(self.config.widths[STAGES.index(name)] for name in stages)
 
     def grid_size(self, image_size: int | None = None) -> int:
         return (image_size or self.image_size) // self.total_stride

@@ -20,6 +20,7 @@ from edgessl.data.cache import load_split
 from edgessl.data.readers import classes_from_meta
 from edgessl.data.stream import ShardStream
 from edgessl.models import create_encoder, use_fused_backward
+from edgessl.models.tinynext import check_stages
 from edgessl.recipe import Recipe, RecipeError
 from edgessl.ssl.dual_corruption import DualCorruptionSSL
 from edgessl.ssl.scheduler import DynamicCorruptionScheduler
@@ -133,6 +134,10 @@ def check_runtime(recipe: Recipe) -> None:
         raise RecipeError(f"precision {recipe.precision!r}; known: {', '.join(PRECISIONS)}")
     if recipe.device.startswith("cuda") and not torch.cuda.is_available():
         raise RecipeError(f"device {recipe.device!r} asked for, but this torch ({torch.__version__}) sees no CUDA device; use device=cpu")
+    try:
+        check_stages(recipe.probe.stages)  # now, not after hours of pretraining
+    except ValueError as err:
+        raise RecipeError(f"probe.stages: {err}") from err
 
 
 class MemoryBatches:

@@ -2,6 +2,7 @@ import torch
 from torch import nn
 
 from edgessl.deploy.classifier import build_classifier
+from edgessl.deploy.pipeline import ClassifierBundle, load_bundle, save_bundle
 from edgessl.eval.probe import ProbeHead
 from edgessl.models import create_encoder
 
@@ -22,3 +23,15 @@ def test_folding_keeps_the_function_and_leaves_no_batchnorm_or_attention_scale()
         torch.testing.assert_close(folded(x), reference(x), rtol=1e-4, atol=1e-3)
     assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
     assert all(m.scale == 1.0 for m in folded.modules() if hasattr(m, "query"))
+
+
+def test_a_saved_classifier_keeps_its_probe_stages(tmp_path):
+    torch.manual_seed(0)
+    stages = ("stage3", "stage4")
+    model = build_classifier(create_encoder("tinynext_t", 32), ProbeHead(288, 10), stages=stages)
+    save_bundle(ClassifierBundle(model, [str(i) for i in range(10)], "data", 0.2, 0, "src", {"encoder": "tinynext_t"}, "qat"), tmp_path / "c.pt")
+    loaded = load_bundle(tmp_path / "c.pt").model
+    x = torch.rand(2, 32, 32, 3) * 255
+    assert loaded.stages == stages
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), model(x))

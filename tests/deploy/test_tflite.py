@@ -26,3 +26,13 @@ def test_arena_is_measured_and_confirmed_by_bisection(int8_model):
     arena = measure_arena(int8_model)
     assert 50_000 < arena["total"] < 600_000  # weights are in flash, not in the arena
     assert arena["minimum_arena_size"] <= arena["total"] + 16 * 1024
+
+
+def test_a_two_stage_probe_head_converts_and_runs_in_tflite_micro(int8_two_stage_model):
+    graph = TFLiteGraph.load(int8_two_stage_model)
+    assert sum(op.name == "MEAN" for op in graph.ops) >= 2  # one global pooling per stage read
+    images = np.random.default_rng(2).integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
+    a = LiteRTRuntime(int8_two_stage_model).run(images)
+    b = TFLMRuntime(int8_two_stage_model).run(images)
+    assert a.shape == b.shape == (6, 10)
+    assert (a.argmax(1) == b.argmax(1)).mean() >= 0.8

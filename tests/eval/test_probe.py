@@ -21,3 +21,11 @@ def test_probe_head_standardises_then_applies_the_linear_layer():
     mean, std = torch.randn(6), torch.rand(6) + 0.5
     x = torch.randn(10, 6)
     torch.testing.assert_close(ProbeHead.from_linear(linear, mean, std)(x), linear((x - mean) / std), rtol=1e-5, atol=1e-5)
+
+
+def test_probe_on_two_stages_widens_the_head_and_says_so():
+    torch.manual_seed(0)
+    train, test = synthetic_split("train"), synthetic_split("test")
+    result, head, _ = linear_probe(create_encoder("tinynext_t", 32), train, test, 0.25, epochs=5, stages=("stage3", "stage4"))
+    assert head.linear.in_features == 96 + 192
+    assert "pooled stage3 + stage4 features" in result.protocol() and result.stages == ("stage3", "stage4")

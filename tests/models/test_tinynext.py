@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from edgessl.models import ENCODER_LIMIT_PARAMS, count_params, create_encoder, list_models, use_fused_backward
@@ -54,3 +55,15 @@ def test_registry_lists_and_rejects_names():
         assert "tinynext_t" in str(err)
     else:
         raise AssertionError("unknown encoder accepted")
+
+
+def test_pooled_stages_concatenate_in_network_order_and_unknown_names_are_refused():
+    model = create_encoder("tinynext_t", 32).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        both = model.pooled_stages(x, ("stage3", "stage4"))
+        torch.testing.assert_close(both[:, 96:], model(x))  # stage4 alone is the encoder's output
+        torch.testing.assert_close(both[:, :96], model.stage3(model.tokens_before_mixing(x)).mean(dim=(2, 3)))
+    assert both.shape == (2, model.pooled_dim(("stage3", "stage4"))) == (2, 288)
+    with pytest.raises(ValueError, match="stage1, stage2, stage3, stage4"):
+        model.pooled_stages(x, ("stage5",))

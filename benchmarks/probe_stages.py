@@ -1,0 +1,70 @@
+"""Which pooled features the linear probe should read: the encoder's output (stage4, the published
+protocol) or that plus the token-mixing stage (stage3), on several pretrained encoders.
+
+    python benchmarks/probe_stages.py --encoder runs/ssl_protocol_cifar10/encoder.pt --encoder runs/ssl_protocol_tinyimagenet/encoder.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import command_line, device_text, environment, write_results
+
+from edgessl.data.cache import load_split
+from edgessl.eval.features import load_encoder
+from edgessl.eval.probe import linear_probe
+
+BASELINE = ("stage4",)
+
+
+def parse_stages(text: str) -> tuple[str, ...]:
+    return tuple(text.split(","))
+
+
+def measure(encoder_path: Path, variants: list[tuple[str, ...]]) -> dict:
+    """One row per encoder: the probe's top-1 for each stage set, on the data and probe settings it was pretrained with."""
+    encoder, payload = load_encoder(encoder_path)
+    recipe = payload["recipe"]
+    data, probe = recipe["data"]["path"], recipe["probe"]
+    train = load_split(data, "train", payload["image_size"])
+    test = load_split(data, recipe["data"].get("test_split", "test"), payload["image_size"])
+    top1 = {}
+    for stages in variants:
+        result, _, _ = linear_probe(encoder, train, test, probe["label_fraction"], probe["epochs"], probe["seed"], stages=stages)
+        top1["+".join(stages)] = round(result.top1, 2)
+        print(f"{encoder_path}: {result.protocol()} -> {result.top1:.2f} %", flush=True)
+    return {"encoder": str(encoder_path), "data": data, "label_fraction": probe["label_fraction"], "top1": top1}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--encoder", type=Path, action="append", required=True, help="encoder.pt (repeat for several)")
+    p.add_argument("--stages", type=parse_stages, nargs="+", default=[BASELINE, ("stage3", "stage4")], help="stage sets, e.g. stage4 stage3,stage4")
+    args = p.parse_args()
+    t0 = time.perf_counter()
+    rows = [measure(path, args.stages) for path in args.encoder]
+    names = ["+".join(s) for s in args.stages]
+    base = "+".join(BASELINE)
+    gains = {n: [r["top1"][n] - r["top1"][base] for r in rows] for n in names if n != base and base in names}
+    env = environment()
+    md = ["# Linear probe: which stages' pooled features", "", f"Reproduce: `{command_line()}`", "",
+          f"Each encoder probed on the data, label fraction, epochs and seed it was pretrained with (its recipe); features standardised "
+          f"with train-subset mean/std; {device_text(env)}, torch {env['torch']}, {(time.perf_counter() - t0) / 60:.0f} min, {env['date']}. "
+          f"`{base}` is the encoder's output, the published protocol and the one every other table reports.", "",
+          "| encoder | data | " + " | ".join(f"{n} top-1 %" for n in names) + " |", "|---|---|" + "---|" * len(names)]  # fmt: skip
+    for r in rows:
+        md.append(f"| `{r['encoder']}` | {Path(r['data']).name} | " + " | ".join(f"{r['top1'][n]:.2f}" for n in names) + " |")
+    for name, g in gains.items():
+        md += ["", f"`{name}` against `{base}`: {min(g):+.2f} to {max(g):+.2f} points over {len(g)} encoders (mean {sum(g) / len(g):+.2f})."]
+    summary = {f"mean_gain_points_{n.replace('+', '_')}": round(sum(g) / len(g), 2) for n, g in gains.items()}
+    summary |= {f"min_gain_points_{n.replace('+', '_')}": round(min(g), 2) for n, g in gains.items()}
+    summary["encoders"] = len(rows)
+    write_results("probe_stages", {"summary": summary, "rows": rows, "environment": env, "command": command_line()}, "\n".join(md) + "\n")
+
+
+if __name__ == "__main__":
+    main()
