@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import RESULTS, command_line, device_text, environment, write_results
+from _common import RESULTS, command_line, device_text, environment, read_results, write_results
 
 from edgessl.data.cache import load_split
 from edgessl.data.splits import label_fraction_indices
@@ -35,6 +35,20 @@ def probe_curve(encoder: torch.nn.Module, train, test, fractions: list[float], e
         out[f"{fraction:g}"], _ = fit_probe(f_all[idx], train.labels[idx], f_test, test.labels, classes, epochs, seed)
         print(f"probe {fraction:>5.0%}: {out[f'{fraction:g}']:.2f} %", flush=True)
     return out
+
+
+def scratch_protocol(args: argparse.Namespace, payload: dict) -> dict:
+    """What a supervised-from-scratch row depends on: not the pretrained weights, only their architecture."""
+    lr = args.lr or DEFAULT_LR[args.optimizer]
+    return {"data": args.data, "epochs": args.epochs, "optimizer": args.optimizer, "lr": lr, "seed": args.seed, "encoder": payload["encoder"], "image_size": payload["image_size"]}
+
+
+def kept_scratch(protocol: dict) -> tuple[dict[str, float], dict]:
+    """--keep-scratch: the stored from-scratch rows and where they came from; refused if their protocol differs."""
+    old = read_results("label_efficiency")
+    if old.get("scratch_protocol") != protocol:
+        raise SystemExit(f"--keep-scratch: the stored from-scratch rows were measured under {old.get('scratch_protocol')}, not {protocol}; run without it")
+    return old["rows"]["supervised from scratch"], old.get("scratch_source") or {"date": old["environment"]["date"], "command": old["command"]}
 
 
 def plot(rows: dict[str, dict[str, float]], path: Path) -> None:
@@ -82,36 +96,46 @@ def main() -> None:
     p.add_argument("--lr", type=float, help="peak one-cycle learning rate (default: 0.1 for sgd, 2e-3 for adamw)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--keep-scratch", action="store_true", help="reuse the stored from-scratch rows (same data, epochs, optimiser, seed): they do not depend on the encoder")
     args = p.parse_args()
     t0 = time.perf_counter()
     encoder, payload = load_encoder(args.encoder)
     size = payload["image_size"]
     train, test = load_split(args.data, "train", size), load_split(args.data, "test", size)
     rows = {"linear probe (frozen SSL encoder)": probe_curve(encoder, train, test, args.fractions, args.probe_epochs, args.seed, args.device)}
-    rows["fine-tuned SSL encoder"], rows["supervised from scratch"] = {}, {}
+    protocol = scratch_protocol(args, payload)
+    kept, source = kept_scratch(protocol) if args.keep_scratch else ({}, None)
+    rows["fine-tuned SSL encoder"], rows["supervised from scratch"] = {}, dict(kept)
     train_args = (args.epochs, args.seed, args.optimizer, args.lr)
     for fraction in args.finetune_fractions:
         rows["fine-tuned SSL encoder"][f"{fraction:g}"], _ = supervised_train(load_encoder(args.encoder)[0], train, test, fraction, *train_args, device=args.device)
         print(f"fine-tune {fraction:.0%}: {rows['fine-tuned SSL encoder'][f'{fraction:g}']:.2f} %", flush=True)
     for fraction in args.supervised_fractions if args.supervised_fractions is not None else args.finetune_fractions:
+        if f"{fraction:g}" in kept:
+            continue
         torch.manual_seed(args.seed)
         scratch = create_encoder(payload["encoder"], size)
         rows["supervised from scratch"][f"{fraction:g}"], _ = supervised_train(scratch, train, test, fraction, *train_args, device=args.device)
         print(f"scratch {fraction:.0%}: {rows['supervised from scratch'][f'{fraction:g}']:.2f} %", flush=True)
     env = environment()
     optimizer = f"{args.optimizer} {args.lr or DEFAULT_LR[args.optimizer]:g}"
-    protocol = (
+    text = (
         f"Reproduce: `{command_line()}`\n\nMeasured: encoder `{args.encoder}`, seed {args.seed}, stratified label fractions, linear probe "
         f"{args.probe_epochs} epochs on standardised pooled features; fine-tuning and scratch: {args.epochs} epochs, {optimizer} one-cycle, "
         f"crop + flip; top-1 on {len(test)} test images; {device_text(env)}, torch {env['torch']}, "
         f"{(time.perf_counter() - t0) / 60:.0f} min, {env['date']}."
     )
+    if source:
+        text += f" Supervised-from-scratch rows kept from the run of {source['date']} (`{source['command']}`): same data, epochs, optimiser and seed."
     summary = {f"probe_top1_{k}": round(v, 2) for k, v in rows["linear probe (frozen SSL encoder)"].items()}
     summary |= {f"finetune_top1_{k}": round(v, 2) for k, v in rows["fine-tuned SSL encoder"].items()}
     summary |= {f"supervised_scratch_top1_{k}": round(v, 2) for k, v in rows["supervised from scratch"].items()}
     plot(rows, RESULTS / "label_efficiency.png")
-    write_results("label_efficiency", {"summary": summary, "rows": rows, "epochs": args.epochs, "environment": env, "command": command_line()},
-                  markdown(rows, sorted(set(args.fractions) | set(args.finetune_fractions)), protocol))  # fmt: skip
+    stored = {"summary": summary, "rows": rows, "epochs": args.epochs, "scratch_protocol": protocol, "environment": env, "command": command_line()}
+    if source:
+        stored["scratch_source"] = source
+    fractions = sorted(set(args.fractions) | set(args.finetune_fractions) | {float(f) for f in rows["supervised from scratch"]})
+    write_results("label_efficiency", stored, markdown(rows, fractions, text))
 
 
 if __name__ == "__main__":
