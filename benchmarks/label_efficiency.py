@@ -46,7 +46,9 @@ def scratch_protocol(args: argparse.Namespace, payload: dict) -> dict:
 def kept_scratch(protocol: dict) -> tuple[dict[str, float], dict]:
     """--keep-scratch: the stored from-scratch rows and where they came from; refused if their protocol differs."""
     old = read_results("label_efficiency")
-    if old.get("scratch_protocol") != protocol:
+    if "scratch_protocol" not in old:
+        raise SystemExit("--keep-scratch: benchmarks/results/label_efficiency.json has no from-scratch rows with their protocol; run without it")
+    if old["scratch_protocol"] != protocol:
         raise SystemExit(f"--keep-scratch: the stored from-scratch rows were measured under {old.get('scratch_protocol')}, not {protocol}; run without it")
     return old["rows"]["supervised from scratch"], old.get("scratch_source") or {"date": old["environment"]["date"], "command": old["command"]}
 

@@ -1,7 +1,8 @@
 """Which pooled features the linear probe should read: the encoder's output (stage4, the published
-protocol) or that plus the token-mixing stage (stage3), on several pretrained encoders.
+protocol) or the pooled outputs of several stages concatenated, on several pretrained encoders.
 
-    python benchmarks/probe_stages.py --encoder runs/ssl_protocol_cifar10/encoder.pt --encoder runs/ssl_protocol_tinyimagenet/encoder.pt
+    python benchmarks/probe_stages.py --encoder runs/ssl_protocol_cifar10/encoder.pt --encoder runs/ssl_protocol_tinyimagenet/encoder.pt \
+        --stages stage4 stage3,stage4 stage2,stage3,stage4
 """
 
 from __future__ import annotations
@@ -17,8 +18,7 @@ from _common import command_line, device_text, environment, write_results
 from edgessl.data.cache import load_split
 from edgessl.eval.features import load_encoder
 from edgessl.eval.probe import linear_probe
-
-BASELINE = ("stage4",)
+from edgessl.models.tinynext import OUTPUT_STAGES as BASELINE
 
 
 def parse_stages(text: str) -> tuple[str, ...]:

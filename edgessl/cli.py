@@ -57,7 +57,7 @@ def pretrain(
         _probe(result.encoder_path, r.data.path, r.probe.label_fraction, r.probe.epochs, r.probe.seed, out_dir, r.probe.stages)
 
 
-def _probe(checkpoint: Path, data: str, fraction: float, epochs: int, seed: int, out_dir: Path, stages: tuple[str, ...] = ("stage4",)) -> None:
+def _probe(checkpoint: Path, data: str, fraction: float, epochs: int, seed: int, out_dir: Path, stages: tuple[str, ...]) -> None:
     from edgessl.data.cache import load_split
     from edgessl.data.splits import save_indices
     from edgessl.eval.features import load_encoder

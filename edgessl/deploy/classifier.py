@@ -14,11 +14,11 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from edgessl.data.augment import MEAN, STD
-from edgessl.models.tinynext import LeanSingleHeadAttention, TinyNeXt
+from edgessl.models.tinynext import OUTPUT_STAGES, LeanSingleHeadAttention, TinyNeXt
 
 
 class DeployableClassifier(nn.Module):
-    def __init__(self, encoder: TinyNeXt, head: nn.Module, stages: tuple[str, ...] = ("stage4",)) -> None:
+    def __init__(self, encoder: TinyNeXt, head: nn.Module, stages: tuple[str, ...] = OUTPUT_STAGES) -> None:
         super().__init__()
         self.encoder = encoder
         self.head = head
@@ -67,6 +67,6 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     return model
 
 
-def build_classifier(encoder: TinyNeXt, head: nn.Module, fold: bool = True, stages: tuple[str, ...] = ("stage4",)) -> DeployableClassifier:
+def build_classifier(encoder: TinyNeXt, head: nn.Module, fold: bool = True, stages: tuple[str, ...] = OUTPUT_STAGES) -> DeployableClassifier:
     model = DeployableClassifier(copy.deepcopy(encoder), copy.deepcopy(head), stages).eval()
     return fold_batchnorm(model) if fold else model

@@ -16,6 +16,7 @@ from edgessl.data.splits import label_fraction_indices
 from edgessl.deploy.classifier import DeployableClassifier, build_classifier
 from edgessl.eval.probe import ProbeHead
 from edgessl.models import create_encoder
+from edgessl.models.tinynext import OUTPUT_STAGES
 from edgessl.train.checkpoint import load, save_atomic
 
 FORMATS = ("onnx", "tflite", "c")
@@ -48,7 +49,7 @@ def load_bundle(path: Path) -> ClassifierBundle:
     payload = load(path)
     kind = payload.get("kind")
     if kind == "edgessl-classifier":
-        model = _empty_classifier(payload["encoder"], payload["image_size"], len(payload["classes"]), tuple(payload.get("stages", ("stage4",))))
+        model = _empty_classifier(payload["encoder"], payload["image_size"], len(payload["classes"]), tuple(payload.get("stages", OUTPUT_STAGES)))
         model.load_state_dict(payload["state_dict"])
         return ClassifierBundle(model.eval(), payload["classes"], payload["data"], payload["label_fraction"], payload["seed"], str(path), payload["recipe"], "qat")
     if kind == "edgessl-probe":
@@ -56,7 +57,7 @@ def load_bundle(path: Path) -> ClassifierBundle:
         encoder = create_encoder(enc_payload["encoder"], enc_payload["image_size"])
         encoder.load_state_dict(enc_payload["state_dict"])
         result = payload["result"]
-        stages = tuple(result.get("stages", ("stage4",)))  # probes saved before stages existed read the encoder's output
+        stages = tuple(result.get("stages", OUTPUT_STAGES))  # probes saved before stages existed read the encoder's output
         head = ProbeHead(encoder.pooled_dim(stages), len(payload["head"]["linear.bias"]))
         head.load_state_dict(payload["head"])
         recipe = enc_payload["recipe"]

@@ -9,6 +9,7 @@ import torch
 
 from edgessl.data.augment import eval_view
 from edgessl.models import TinyNeXt, create_encoder
+from edgessl.models.tinynext import OUTPUT_STAGES
 from edgessl.train.checkpoint import load
 
 
@@ -22,7 +23,7 @@ def load_encoder(path: str | Path) -> tuple[TinyNeXt, dict]:
 
 
 @torch.no_grad()
-def extract_features(encoder: TinyNeXt, images: np.ndarray, batch_size: int = 500, device: str = "cpu", stages: tuple[str, ...] = ("stage4",)) -> torch.Tensor:
+def extract_features(encoder: TinyNeXt, images: np.ndarray, batch_size: int = 500, device: str = "cpu", stages: tuple[str, ...] = OUTPUT_STAGES) -> torch.Tensor:
     """Pooled features of the named stages (`TinyNeXt.pooled_stages`); the default is the encoder's output."""
     encoder.eval().to(device)
     out = []

@@ -13,6 +13,7 @@ from edgessl.data.readers import ImageArrays
 from edgessl.data.splits import label_fraction_indices
 from edgessl.eval.features import extract_features
 from edgessl.models import TinyNeXt
+from edgessl.models.tinynext import OUTPUT_STAGES
 
 
 @dataclass
@@ -24,10 +25,10 @@ class ProbeResult:
     epochs: int
     seed: int
     feature_norm: str = "standardised with train-subset mean/std"
-    stages: tuple[str, ...] = ("stage4",)  # whose pooled outputs are the features (stage4: the encoder's output)
+    stages: tuple[str, ...] = OUTPUT_STAGES  # whose pooled outputs are the features (stage4: the encoder's output)
 
     def protocol(self) -> str:
-        features = "features" if self.stages == ("stage4",) else f"pooled {' + '.join(self.stages)} features"
+        features = "features" if self.stages == OUTPUT_STAGES else f"pooled {' + '.join(self.stages)} features"
         return (
             f"linear probe: seed {self.seed}, label fraction {self.label_fraction:g} ({self.train_images} labelled images), "
             f"{self.epochs} epochs, {features} {self.feature_norm}, top-1 on {self.test_images} test images"
@@ -84,7 +85,7 @@ def linear_probe(
     epochs: int = 100,
     seed: int = 0,
     device: str = "cpu",
-    stages: tuple[str, ...] = ("stage4",),
+    stages: tuple[str, ...] = OUTPUT_STAGES,
 ) -> tuple[ProbeResult, ProbeHead, np.ndarray]:
     """Returns the result, the classifier on raw pooled features of `stages`, and the labelled indices used."""
     if not train.labelled or not test.labelled:

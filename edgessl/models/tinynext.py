@@ -159,6 +159,7 @@ CONFIGS: dict[str, TinyNeXtConfig] = {
 
 
 STAGES = ("stage1", "stage2", "stage3", "stage4")
+OUTPUT_STAGES = ("stage4",)  # what `forward` pools: the encoder's output, and the published probe protocol
 
 
 def check_stages(stages: tuple[str, ...]) -> None:
@@ -218,11 +219,11 @@ class TinyNeXt(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_tokens(x).mean(dim=(2, 3))
 
-    def pooled_stages(self, x: torch.Tensor, stages: tuple[str, ...] = ("stage4",)) -> torch.Tensor:
-        """Globally pooled outputs of the named stages (of STAGES), concatenated in network order; ("stage4",) is `forward`.
+    def pooled_stages(self, x: torch.Tensor, stages: tuple[str, ...] = OUTPUT_STAGES) -> torch.Tensor:
+        """Globally pooled outputs of the named stages (of STAGES), concatenated in network order; OUTPUT_STAGES is `forward`.
         A linear probe on stage3 + stage4 reads the token-mixing stage directly, where the pretext tasks act."""
         check_stages(stages)
-        if stages == ("stage4",):
+        if stages == OUTPUT_STAGES:
             return self.forward(x)
         x1 = self.stage1(self.stem(x))
         x2 = self.stage2(x1)
@@ -230,7 +231,7 @@ class TinyNeXt(nn.Module):
         outputs = [x1, x2, x3, self.stage4(x3)] if "stage4" in stages else [x1, x2, x3]
         return torch.cat([out.mean(dim=(2, 3)) for name, out in zip(STAGES, outputs, strict=False) if name in stages], dim=1)
 
-    def pooled_dim(self, stages: tuple[str, ...] = ("stage4",)) -> int:
+    def pooled_dim(self, stages: tuple[str, ...] = OUTPUT_STAGES) -> int:
         check_stages(stages)
         return sum(self.config.widths[STAGES.index(name)] for name in stages)
 

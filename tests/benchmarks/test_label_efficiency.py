@@ -40,3 +40,9 @@ def test_other_protocol_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     store(label_efficiency.scratch_protocol(curve_args(), PAYLOAD))
     with pytest.raises(SystemExit, match="--keep-scratch"):
         label_efficiency.kept_scratch(label_efficiency.scratch_protocol(curve_args(**changes), PAYLOAD))
+
+
+def test_nothing_stored_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_common, "RESULTS", tmp_path)
+    with pytest.raises(SystemExit, match="no from-scratch rows"):
+        label_efficiency.kept_scratch(label_efficiency.scratch_protocol(curve_args(), PAYLOAD))
