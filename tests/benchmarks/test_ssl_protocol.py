@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -11,7 +12,8 @@ from edgessl.recipe import load_recipe
 
 REPO = Path(__file__).parents[2]
 sys.path.insert(0, str(REPO / "benchmarks"))
-import ssl_protocol  # noqa: E402  (a script folder, not a package)
+import _common  # noqa: E402  (a script folder, not a package)
+import ssl_protocol  # noqa: E402
 
 
 def section(top1: float, epochs: int, *overrides: str) -> dict:
@@ -54,3 +56,11 @@ def test_a_run_stopped_by_its_time_budget_is_no_trend_point_and_says_so() -> Non
     assert ssl_protocol.schedule_trend(default, [default, section(60.0, 7), stopped])["points"][-1]["epochs"] == 14
     text = ssl_protocol.budget_text(stopped["rows"]["edgessl_ssl_probe"], stopped["environment"])
     assert text.startswith("12.5 epochs of a 28-epoch schedule (stopped by its 100-min budget)")
+
+
+def test_supervised_only_names_the_known_sections_when_asked_for_another(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_common, "RESULTS", tmp_path)
+    _common.write_results("ssl_protocol", {"datasets": {"cifar10": section(63.0, 14)}}, "")
+    args = argparse.Namespace(data="unused", supervised_epochs=1, seed=0)
+    with pytest.raises(SystemExit, match="no section 'cifar10_x'.*known: cifar10"):
+        ssl_protocol.rerun_supervised(args, "cifar10_x")
