@@ -43,11 +43,11 @@ def scratch_protocol(args: argparse.Namespace, payload: dict) -> dict:
     return {"data": args.data, "epochs": args.epochs, "optimizer": args.optimizer, "lr": lr, "seed": args.seed, "encoder": payload["encoder"], "image_size": payload["image_size"]}
 
 
-def kept_scratch(protocol: dict) -> tuple[dict[str, float], dict]:
+def kept_scratch(protocol: dict, output: str = "label_efficiency") -> tuple[dict[str, float], dict]:
     """--keep-scratch: the stored from-scratch rows and where they came from; refused if their protocol differs."""
-    old = read_results("label_efficiency")
+    old = read_results(output)
     if "scratch_protocol" not in old:
-        raise SystemExit("--keep-scratch: benchmarks/results/label_efficiency.json has no from-scratch rows with their protocol; run without it")
+        raise SystemExit(f"--keep-scratch: benchmarks/results/{output}.json has no from-scratch rows with their protocol; run without it")
     if old["scratch_protocol"] != protocol:
         raise SystemExit(f"--keep-scratch: the stored from-scratch rows were measured under {old.get('scratch_protocol')}, not {protocol}; run without it")
     return old["rows"]["supervised from scratch"], old.get("scratch_source") or {"date": old["environment"]["date"], "command": old["command"]}
@@ -75,14 +75,14 @@ def plot(rows: dict[str, dict[str, float]], path: Path) -> None:
     plt.close(fig)
 
 
-def markdown(rows: dict[str, dict[str, float]], fractions: list[float], protocol: str) -> str:
+def markdown(rows: dict[str, dict[str, float]], fractions: list[float], protocol: str, plot_file: str) -> str:
     head = "| | " + " | ".join(f"{f:.0%}" for f in fractions) + " |"
     lines = ["# Label efficiency", "", protocol, "", head, "|---" * (len(fractions) + 1) + "|"]
     for name, points in rows.items():
         if not points:
             continue
         lines.append(f"| {name} | " + " | ".join(f"{points[f'{f:g}']:.2f}" if f"{f:g}" in points else "-" for f in fractions) + " |")
-    return "\n".join([*lines, "", "![label efficiency](label_efficiency.png)", ""])
+    return "\n".join([*lines, "", f"![label efficiency]({plot_file})", ""])
 
 
 def main() -> None:
@@ -98,6 +98,7 @@ def main() -> None:
     p.add_argument("--lr", type=float, help="peak one-cycle learning rate (default: 0.1 for sgd, 2e-3 for adamw)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--output", default="label_efficiency", help="results file stem under benchmarks/results (ssl_protocol.py reads label_efficiency)")
     p.add_argument("--keep-scratch", action="store_true", help="reuse the stored from-scratch rows (same data, epochs, optimiser, seed): they do not depend on the encoder")
     args = p.parse_args()
     t0 = time.perf_counter()
@@ -106,7 +107,7 @@ def main() -> None:
     train, test = load_split(args.data, "train", size), load_split(args.data, "test", size)
     rows = {"linear probe (frozen SSL encoder)": probe_curve(encoder, train, test, args.fractions, args.probe_epochs, args.seed, args.device)}
     protocol = scratch_protocol(args, payload)
-    kept, source = kept_scratch(protocol) if args.keep_scratch else ({}, None)
+    kept, source = kept_scratch(protocol, args.output) if args.keep_scratch else ({}, None)
     rows["fine-tuned SSL encoder"], rows["supervised from scratch"] = {}, dict(kept)
     train_args = (args.epochs, args.seed, args.optimizer, args.lr)
     for fraction in args.finetune_fractions:
@@ -132,12 +133,12 @@ def main() -> None:
     summary = {f"probe_top1_{k}": round(v, 2) for k, v in rows["linear probe (frozen SSL encoder)"].items()}
     summary |= {f"finetune_top1_{k}": round(v, 2) for k, v in rows["fine-tuned SSL encoder"].items()}
     summary |= {f"supervised_scratch_top1_{k}": round(v, 2) for k, v in rows["supervised from scratch"].items()}
-    plot(rows, RESULTS / "label_efficiency.png")
+    plot(rows, RESULTS / f"{args.output}.png")
     stored = {"summary": summary, "rows": rows, "epochs": args.epochs, "scratch_protocol": protocol, "environment": env, "command": command_line()}
     if source:
         stored["scratch_source"] = source
     fractions = sorted(set(args.fractions) | set(args.finetune_fractions) | {float(f) for f in rows["supervised from scratch"]})
-    write_results("label_efficiency", stored, markdown(rows, fractions, text))
+    write_results(args.output, stored, markdown(rows, fractions, text, f"{args.output}.png"))
 
 
 if __name__ == "__main__":
