@@ -23,6 +23,7 @@ from edgessl.deploy.pipeline import ClassifierBundle, labelled_subset, save_bund
 from edgessl.deploy.qat import qat_finetune
 from edgessl.eval.features import load_encoder
 from edgessl.eval.probe import linear_probe
+from edgessl.models.tinynext import parse_stages
 from edgessl.runtimes.tflm import measure_arena
 
 
@@ -42,12 +43,12 @@ def main() -> None:
     p.add_argument("--name", default="deploy_cifar10")
     p.add_argument("--stages", default="stage4", help="comma-separated stages whose pooled outputs the probe head reads, e.g. stage3,stage4")
     args = p.parse_args()
+    stages = parse_stages(args.stages)
     t0 = time.perf_counter()
     encoder, payload = load_encoder(args.run / "encoder.pt")
     recipe = payload["recipe"]
     data, fraction, seed = recipe["data"]["path"], recipe["probe"]["label_fraction"], recipe["probe"]["seed"]
     train, test = load_split(data, "train", payload["image_size"]), load_split(data, "test", payload["image_size"])
-    stages = tuple(args.stages.split(","))
     probe, head, _ = linear_probe(encoder, train, test, fraction, recipe["probe"]["epochs"], seed, stages=stages)
     print(probe.protocol(), f"-> {probe.top1:.2f} %", flush=True)
     bundle = ClassifierBundle(build_classifier(encoder, head, stages=stages), train.classes, data, fraction, seed, str(args.run / "encoder.pt"), recipe, "probe")

@@ -121,7 +121,7 @@ def main() -> None:
         rows["supervised from scratch"][f"{fraction:g}"], _ = supervised_train(scratch, train, test, fraction, *train_args, device=args.device)
         print(f"scratch {fraction:.0%}: {rows['supervised from scratch'][f'{fraction:g}']:.2f} %", flush=True)
     env = environment()
-    optimizer = f"{args.optimizer} {args.lr or DEFAULT_LR[args.optimizer]:g}"
+    optimizer = f"{args.optimizer} {protocol['lr']:g}"
     text = (
         f"Reproduce: `{command_line()}`\n\nMeasured: encoder `{args.encoder}`, seed {args.seed}, stratified label fractions, linear probe "
         f"{args.probe_epochs} epochs on standardised pooled features; fine-tuning and scratch: {args.epochs} epochs, {optimizer} one-cycle, "

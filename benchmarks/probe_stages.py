@@ -19,10 +19,7 @@ from edgessl.data.cache import load_split
 from edgessl.eval.features import load_encoder
 from edgessl.eval.probe import linear_probe
 from edgessl.models.tinynext import OUTPUT_STAGES as BASELINE
-
-
-def parse_stages(text: str) -> tuple[str, ...]:
-    return tuple(text.split(","))
+from edgessl.models.tinynext import parse_stages
 
 
 def measure(encoder_path: Path, variants: list[tuple[str, ...]]) -> dict:
@@ -43,8 +40,12 @@ def measure(encoder_path: Path, variants: list[tuple[str, ...]]) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--encoder", type=Path, action="append", required=True, help="encoder.pt (repeat for several)")
-    p.add_argument("--stages", type=parse_stages, nargs="+", default=[BASELINE, ("stage3", "stage4")], help="stage sets, e.g. stage4 stage3,stage4")
+    p.add_argument("--stages", nargs="+", default=["stage4", "stage3,stage4"], help="stage sets, e.g. stage4 stage3,stage4")
     args = p.parse_args()
+    try:
+        args.stages = [parse_stages(text) for text in args.stages]
+    except ValueError as err:
+        p.error(str(err))
     t0 = time.perf_counter()
     rows = [measure(path, args.stages) for path in args.encoder]
     names = ["+".join(s) for s in args.stages]

@@ -100,11 +100,12 @@ def probe(
 ) -> None:
     """Linear probe of a frozen encoder with a fraction of the labels."""
     from edgessl.data.readers import DataError
+    from edgessl.models.tinynext import parse_stages
     from edgessl.train.checkpoint import load
 
     try:
         payload = load(checkpoint)
-        _probe(checkpoint, data or payload["recipe"]["data"]["path"], label_fraction, epochs, seed, out or checkpoint.parent, tuple(stages.split(",")))
+        _probe(checkpoint, data or payload["recipe"]["data"]["path"], label_fraction, epochs, seed, out or checkpoint.parent, parse_stages(stages))
     except (DataError, ValueError, FileNotFoundError) as err:
         _fail(str(err))
 

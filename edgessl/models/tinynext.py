@@ -167,6 +167,13 @@ def check_stages(stages: tuple[str, ...]) -> None:
         raise ValueError(f"stages must be distinct names from {', '.join(STAGES)}; got {list(stages)}")
 
 
+def parse_stages(text: str) -> tuple[str, ...]:
+    """A command line's "stage3,stage4", checked."""
+    stages = tuple(text.split(","))
+    check_stages(stages)
+    return stages
+
+
 def strides_for_input(image_size: int) -> tuple[int, int, int, int, int, int]:
     """(stem1, stem2, stage1, stage2, stage3, stage4) strides that leave a 4x4 grid for small inputs.
 
