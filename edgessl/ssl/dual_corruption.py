@@ -13,6 +13,7 @@ from edgessl.models.tinynext import TinyNeXt
 from edgessl.recipe import Recipe
 from edgessl.ssl.corruption import ROT90_CLASSES, ROTATIONS, Corruption, apply_corruption, rotate_patches, sample_corruption
 from edgessl.ssl.losses import disentanglement_loss, patch_targets, reconstruction_loss, rotation_loss, vicreg_loss
+from edgessl.train.distributed import gather_batches
 
 SITES = ("stage3", "output")
 TARGETS = ("pixels", "ema")
@@ -113,10 +114,11 @@ class DualCorruptionSSL(nn.Module):
         else:
             pooled2 = self.encoder(views[1])
         z = [self.projector(pooled), self.projector(pooled2)]
-        pairs = [(z[0], z[1])]
         if len(views) > 2:
-            crops = views[2].shape[0] // views[0].shape[0]
-            pairs += [(zl, zg) for zl in self.projector(self.encoder(views[2])).chunk(crops) for zg in z]
+            z += self.projector(self.encoder(views[2])).chunk(views[2].shape[0] // views[0].shape[0])
+        # under DDP the variance and covariance terms see the global batch, as in a single process
+        z = list(gather_batches(torch.stack(z), dim=1).unbind(0))
+        pairs = [(z[0], z[1])] + [(zl, zg) for zl in z[2:] for zg in z[:2]]
         lc = self.loss_cfg
         losses["vic"] = sum(vicreg_loss(a, b, lc.vicreg_sim, lc.vicreg_var, lc.vicreg_cov) for a, b in pairs) / len(pairs)
         return losses

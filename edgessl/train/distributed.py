@@ -62,6 +62,43 @@ def mean_across_ranks(values: dict[str, torch.Tensor], ctx: DistContext) -> dict
     return dict(zip(keys, t.tolist(), strict=True))
 
 
+class _GatherBatches(torch.autograd.Function):
+    """all_gather along the batch dimension that passes gradients back: each rank keeps the summed gradient
+    of its own slice. Every rank computes the same loss on the gathered batch, so after DDP averages the
+    parameter gradients over ranks they equal the single-process gradient of that loss."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, x: torch.Tensor, dim: int) -> torch.Tensor:
+        parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, x.contiguous())
+        ctx.dim, ctx.start, ctx.size = dim, dist.get_rank() * x.shape[dim], x.shape[dim]
+        return torch.cat(parts, dim)
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        grad = grad.contiguous()
+        dist.all_reduce(grad)
+        return grad.narrow(ctx.dim, ctx.start, ctx.size), None
+
+
+def gather_batches(x: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    """The global batch of a batch-statistics loss (VICReg's variance and covariance) under DDP: every rank's
+    samples, concatenated in rank order along `dim`; a plain run gets `x` back."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return x
+    return _GatherBatches.apply(x, dim)
+
+
+def rank0_decides(flag: bool, ctx: DistContext) -> bool:
+    """Rank 0's value of `flag` on every rank: a decision (such as the time budget running out) that each rank's
+    own clock could otherwise make a step apart, leaving the others waiting in a collective."""
+    if not ctx.enabled:
+        return flag
+    t = torch.tensor([int(flag)], device=_collective_device())
+    dist.broadcast(t, 0)
+    return bool(t.item())
+
+
 def parameter_checksums(module: torch.nn.Module, ctx: DistContext) -> list[float]:
     """One checksum of all parameters per rank; equal numbers mean the replicas are in sync."""
     local = torch.stack([p.detach().double().sum() for p in module.parameters()]).sum().reshape(1)

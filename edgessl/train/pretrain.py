@@ -25,7 +25,7 @@ from edgessl.recipe import Recipe, RecipeError
 from edgessl.ssl.dual_corruption import DualCorruptionSSL
 from edgessl.ssl.scheduler import DynamicCorruptionScheduler
 from edgessl.train.checkpoint import encoder_payload, load, save_atomic
-from edgessl.train.distributed import DistContext, barrier, cleanup, init_distributed, mean_across_ranks, parameter_checksums, shard
+from edgessl.train.distributed import DistContext, barrier, cleanup, init_distributed, mean_across_ranks, parameter_checksums, rank0_decides, shard
 from edgessl.train.ema import EncoderEMA
 from edgessl.train.monitor import ProbeMonitor
 from edgessl.train.progress import Progress
@@ -225,8 +225,6 @@ class Training:
 
 
 def _train(recipe: Recipe, out_dir: Path, resume: bool, on_step: Callable[[int], None] | None, ctx: DistContext, device: torch.device) -> PretrainResult:
-    if recipe.optim.max_minutes > 0 and ctx.enabled:  # each rank would read its own clock and could stop a step apart
-        raise RecipeError("optim.max_minutes stops single-process runs only; under torchrun set optim.epochs")
     setup_torch(recipe)
     out_dir.mkdir(parents=True, exist_ok=True)
     source, classes = batch_source(recipe, ctx, device)
@@ -274,8 +272,8 @@ def _train(recipe: Recipe, out_dir: Path, resume: bool, on_step: Callable[[int],
     method.train()
     budget_s = recipe.optim.max_minutes * 60
 
-    def out_of_time() -> bool:
-        return budget_s > 0 and run_seconds(time.perf_counter() - t_start) >= budget_s
+    def out_of_time() -> bool:  # rank 0's clock (the one that also leaves out the mid-run probes) stops every rank
+        return budget_s > 0 and rank0_decides(run_seconds(time.perf_counter() - t_start) >= budget_s, ctx)
 
     stopped = out_of_time()
     while step < total and not stopped:

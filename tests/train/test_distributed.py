@@ -6,20 +6,19 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+import torch.distributed as dist
 
 from edgessl.recipe import RecipeError, load_recipe
+from edgessl.ssl.losses import vicreg_loss
+from edgessl.train.distributed import gather_batches
 from edgessl.train.pretrain import pretrain
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_two_gloo_processes_under_torchrun_stay_in_sync(tmp_path):
-    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "torchrun"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [torchrun, "--standalone", "--nproc_per_node", "2", "-m", "edgessl", "pretrain", "--recipe", "recipes/smoke.yaml",
-           "--out", str(tmp_path / "run"), "--no-probe", "threads=1", "optim.epochs=1"]  # fmt: skip
-    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
-    assert done.returncode == 0, done.stderr[-2000:]
+    done = _torchrun_smoke(tmp_path / "run", "optim.epochs=1")
     report = json.loads((tmp_path / "run" / "distributed.json").read_text())
     assert report["world_size"] == 2
     assert report["steps"] == 8  # 512 synthetic images / global batch 64: the step count does not depend on the world size
@@ -27,6 +26,54 @@ def test_two_gloo_processes_under_torchrun_stay_in_sync(tmp_path):
     assert first == second
     assert (tmp_path / "run" / "encoder.pt").is_file()
     assert done.stdout.count("pretrained 8 steps on 2 processes") == 1  # rank 0 alone reports
+
+
+def _torchrun_smoke(out: Path, *overrides: str) -> subprocess.CompletedProcess:
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "torchrun"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [torchrun, "--standalone", "--nproc_per_node", "2", "-m", "edgessl", "pretrain", "--recipe", "recipes/smoke.yaml",
+           "--out", str(out), "--no-probe", "threads=1", *overrides]  # fmt: skip
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done
+
+
+def test_a_time_budget_stops_every_torchrun_rank_at_the_same_step(tmp_path):
+    done = _torchrun_smoke(tmp_path / "run", "optim.max_minutes=0.0001")  # 6 ms: over after the first step
+    report = json.loads((tmp_path / "run" / "distributed.json").read_text())
+    assert 1 <= report["steps"] < 16
+    first, second = report["parameter_checksums"]
+    assert first == second  # a rank that stopped a step later would differ (or hang in the next all-reduce)
+    assert done.stdout.count(f"stopped by optim.max_minutes=0.0001 at step {report['steps']}/16") == 1
+
+
+def _vicreg_on_gathered_batch(rank: int, world: int, init_file: str, z: torch.Tensor, out: str) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    local = z.chunk(world, dim=1)[rank].clone().requires_grad_(True)
+    gathered = gather_batches(local * 1.0, dim=1)
+    loss = vicreg_loss(gathered[0], gathered[1], 25.0, 25.0, 1.0)
+    loss.backward()
+    torch.save({"loss": loss.detach(), "grad": local.grad / world}, out)  # / world: what DDP's gradient averaging does
+    dist.destroy_process_group()
+
+
+def test_gather_batches_gives_every_rank_the_single_process_vicreg_loss_and_gradient(tmp_path):
+    z = torch.randn(2, 16, 8, generator=torch.Generator().manual_seed(0))  # two views, batch 16, 8 dims
+    whole = z.clone().requires_grad_(True)
+    expected = vicreg_loss(whole[0], whole[1], 25.0, 25.0, 1.0)
+    expected.backward()
+    outs = [str(tmp_path / f"rank{r}.pt") for r in range(2)]
+    ctx = torch.multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_vicreg_on_gathered_batch, args=(r, 2, str(tmp_path / "init"), z, outs[r])) for r in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+        assert p.exitcode == 0
+    for rank, out in enumerate(outs):
+        got = torch.load(out)
+        assert torch.allclose(got["loss"], expected.detach())
+        assert torch.allclose(got["grad"], whole.grad.chunk(2, dim=1)[rank], atol=1e-6)
 
 
 def test_bf16_autocast_trains_on_cpu(tmp_path):

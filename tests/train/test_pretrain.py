@@ -7,12 +7,12 @@ import torch
 from PIL import Image
 
 from edgessl.models import create_encoder
-from edgessl.recipe import RecipeError, load_recipe
+from edgessl.recipe import load_recipe
 from edgessl.ssl.dual_corruption import DualCorruptionSSL
 from edgessl.ssl.scheduler import DynamicCorruptionScheduler
 from edgessl.train.checkpoint import load
 from edgessl.train.distributed import DistContext
-from edgessl.train.pretrain import Training, _train, pretrain
+from edgessl.train.pretrain import Training, pretrain
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -129,8 +129,3 @@ def test_max_minutes_stops_the_run_saves_it_and_a_resume_does_not_train_past_it(
     assert again.steps == result.steps and again.stopped_by_time
     full = pretrain(_recipe("optim.max_minutes=60"), tmp_path / "full")
     assert not full.stopped_by_time and full.steps == 32 and full.epochs == 2
-
-
-def test_max_minutes_is_refused_under_ddp(tmp_path):
-    with pytest.raises(RecipeError, match="single-process"):
-        _train(_recipe("optim.max_minutes=5"), tmp_path, False, None, DistContext(rank=0, world_size=2), torch.device("cpu"))
