@@ -20,6 +20,7 @@ def environment() -> dict:
         "device": "cpu" if not torch.cuda.is_available() else torch.cuda.get_device_name(0),
         "cpu_threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
+        "processes": world_size(),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -27,13 +28,23 @@ def environment() -> dict:
     }
 
 
+def world_size() -> int:
+    """Processes of a torchrun launch (1 for a plain run)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def device_text(env: dict) -> str:
     """The device as the Markdown tables name it: the thread count matters as much as the chip on a CPU."""
-    return f"{env['device']} ({env['cpu_threads']} threads)" if env["device"] == "cpu" else env["device"]
+    if env["device"] != "cpu":
+        return env["device"]
+    processes = env.get("processes", 1)
+    threads = f"{env['cpu_threads']} thread{'s' if env['cpu_threads'] > 1 else ''}"
+    return f"cpu ({processes} processes x {threads})" if processes > 1 else f"cpu ({threads})"
 
 
 def command_line() -> str:
-    return "python " + shlex.join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
+    launcher = f"torchrun --nproc_per_node {world_size()}" if world_size() > 1 else "python"
+    return f"{launcher} " + shlex.join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
 
 
 def read_results(name: str) -> dict:

@@ -6,6 +6,7 @@ benchmarks/results/ssl_protocol.{json,md}.
 
     python benchmarks/ssl_protocol.py --data ../shared/data/cifar10
     python benchmarks/ssl_protocol.py --data ../shared/data/tiny-imagenet-200 --recipe recipes/tinyimagenet.yaml
+    torchrun --nproc_per_node 2 benchmarks/ssl_protocol.py --data ../shared/data/cifar10 threads=1   # DDP; rank 0 probes
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -40,7 +42,7 @@ def dataset_key(data: str) -> str:
     return "tinyimagenet" if "tiny" in Path(data).name.lower() else "cifar10"
 
 
-def run(args: argparse.Namespace, previous: dict) -> dict:
+def run(args: argparse.Namespace, previous: dict) -> dict | None:
     key = dataset_key(args.data)
     recipe_path = args.recipe or Path(f"recipes/{key}.yaml")
     overrides = [f"data.path={args.data}", f"seed={args.seed}", *args.overrides]
@@ -49,6 +51,8 @@ def run(args: argparse.Namespace, previous: dict) -> dict:
     recipe = load_recipe(recipe_path, overrides)
     out = Path(args.runs) / f"ssl_protocol_{args.name or key}"
     result = pretrain(recipe, out, resume=args.resume)
+    if int(os.environ.get("RANK", "0")) > 0:
+        return None  # under torchrun rank 0 alone probes and writes the results
     pretrain_s = result.run_seconds  # all resumed segments, without mid-run probes (probe.monitor_every)
     train = load_split(args.data, "train", recipe.data.image_size)
     test = load_split(args.data, recipe.data.test_split, recipe.data.image_size)
@@ -329,6 +333,8 @@ def main() -> None:
         return
     previous = read_results("ssl_protocol").get("datasets", {}).get(name, {})
     section = run(args, previous)
+    if section is None:
+        return
     sections = read_results("ssl_protocol").get("datasets", {})  # re-read: another data set may have finished meanwhile
     sections[name] = section
     s = summary(sections)
