@@ -50,7 +50,7 @@ def test_a_time_budget_stops_every_torchrun_rank_at_the_same_step(tmp_path):
 def _vicreg_on_gathered_batch(rank: int, world: int, init_file: str, z: torch.Tensor, out: str) -> None:
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     local = z.chunk(world, dim=1)[rank].clone().requires_grad_(True)
-    gathered = gather_batches(local * 1.0, dim=1)
+    gathered = gather_batches(local, dim=1)
     loss = vicreg_loss(gathered[0], gathered[1], 25.0, 25.0, 1.0)
     loss.backward()
     torch.save({"loss": loss.detach(), "grad": local.grad / world}, out)  # / world: what DDP's gradient averaging does
