@@ -12,6 +12,8 @@ from pathlib import Path
 
 import torch
 
+from edgessl.train.distributed import launch_context
+
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -30,7 +32,7 @@ def environment() -> dict:
 
 def world_size() -> int:
     """Processes of a torchrun launch (1 for a plain run)."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
+    return launch_context().world_size
 
 
 def device_text(env: dict) -> str:

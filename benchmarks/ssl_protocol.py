@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -32,6 +31,7 @@ from edgessl.eval.finetune import supervised_train
 from edgessl.eval.probe import linear_probe
 from edgessl.models import create_encoder
 from edgessl.recipe import Recipe, load_recipe, recipe_from_dict
+from edgessl.train.distributed import launch_context
 from edgessl.train.pretrain import pretrain
 
 PUBLISHED = {"cifar10": 60.01, "tinyimagenet": 11.23}
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace, previous: dict) -> dict | None:
     recipe = load_recipe(recipe_path, overrides)
     out = Path(args.runs) / f"ssl_protocol_{args.name or key}"
     result = pretrain(recipe, out, resume=args.resume)
-    if int(os.environ.get("RANK", "0")) > 0:
+    if not launch_context().is_main:
         return None  # under torchrun rank 0 alone probes and writes the results
     pretrain_s = result.run_seconds  # all resumed segments, without mid-run probes (probe.monitor_every)
     train = load_split(args.data, "train", recipe.data.image_size)

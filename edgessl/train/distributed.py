@@ -29,12 +29,19 @@ class DistContext:
         return self.world_size > 1
 
 
-def init_distributed(device: str) -> tuple[DistContext, torch.device]:
-    """Joins the process group when launched by torchrun; a plain run is a world of one."""
+def launch_context() -> DistContext:
+    """This process's place in a torchrun launch (RANK, WORLD_SIZE, LOCAL_RANK); a plain run is a world of one."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
-        return DistContext(), torch.device(device)
-    ctx = DistContext(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+        return DistContext()
+    return DistContext(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def init_distributed(device: str) -> tuple[DistContext, torch.device]:
+    """Joins the process group when launched by torchrun."""
+    ctx = launch_context()
+    if not ctx.enabled:
+        return ctx, torch.device(device)
     if device.startswith("cuda"):
         torch.cuda.set_device(ctx.local_rank)
         dev = torch.device("cuda", ctx.local_rank)

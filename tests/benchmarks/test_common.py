@@ -20,6 +20,7 @@ def test_command_line_names_the_torchrun_launch(monkeypatch) -> None:
     monkeypatch.setattr(sys, "argv", ["benchmarks/ssl_protocol.py", "--data", "../shared/data/cifar10", "threads=1"])
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     assert _common.command_line() == "python benchmarks/ssl_protocol.py --data ../shared/data/cifar10 threads=1"
+    monkeypatch.setenv("RANK", "0")  # torchrun sets RANK beside WORLD_SIZE
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert _common.command_line() == "torchrun --nproc_per_node 2 benchmarks/ssl_protocol.py --data ../shared/data/cifar10 threads=1"
     assert _common.environment()["processes"] == 2
