@@ -45,10 +45,10 @@ def device_text(env: dict) -> str:
 
 
 def command_line() -> str:
-    launcher = "python"
-    if world_size() > 1:
-        per_node = int(os.environ.get("LOCAL_WORLD_SIZE", world_size()))
-        nodes = world_size() // per_node
+    launcher, world = "python", world_size()
+    if world > 1:
+        per_node = int(os.environ.get("LOCAL_WORLD_SIZE", world))
+        nodes = world // per_node
         launcher = "torchrun" + (f" --nnodes {nodes}" if nodes > 1 else "") + f" --nproc_per_node {per_node}"
     return f"{launcher} " + shlex.join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -32,6 +31,7 @@ def pretrain(
     """Self-supervised dual-corruption pretraining of an encoder."""
     from edgessl.data.readers import DataError
     from edgessl.recipe import RecipeError, load_recipe
+    from edgessl.train.distributed import launch_context
     from edgessl.train.pretrain import pretrain as run_pretrain
 
     extra = list(overrides or [])
@@ -49,7 +49,7 @@ def pretrain(
         result = run_pretrain(r, out_dir, resume=resume)
     except (DataError, RecipeError, ValueError, FileNotFoundError) as err:
         _fail(str(err))
-    if os.environ.get("RANK", "0") != "0":
+    if not launch_context().is_main:
         return  # under torchrun, rank 0 reports and probes
     world = f" on {result.world_size} processes" if result.world_size > 1 else ""
     typer.echo(f"pretrained {result.steps} steps{world} in {result.wall_seconds:.0f} s; encoder: {result.encoder_path}")
