@@ -75,7 +75,8 @@ def run(args: argparse.Namespace, previous: dict) -> dict | None:
             "pretrain_wall_s": round(pretrain_s, 1),
             "probe_monitor_s": round(result.monitor_seconds, 1),
         }
-        | ({"stopped_by_max_minutes": recipe.optim.max_minutes} if result.stopped_by_time else {}),
+        | ({"stopped_by_max_minutes": recipe.optim.max_minutes} if result.stopped_by_time else {})
+        | ({"segments": result.segments} if len(result.segments) > 1 else {}),
         "random_init_probe": {"top1": random_probe.top1, "how": "measured: same probe on an untrained encoder"},
     }
     if args.supervised_epochs > 0:
@@ -203,7 +204,18 @@ def _complete(section: dict) -> bool:
     stopped by its time budget (optim.max_minutes)."""
     optim = section["recipe"]["optim"]
     stopped = "stopped_by_max_minutes" in section["rows"]["edgessl_ssl_probe"]
-    return optim.get("schedule_epochs", 0) <= optim["epochs"] and not stopped
+    return optim.get("schedule_epochs", 0) <= optim["epochs"] and not stopped and not resume_changes(section["rows"]["edgessl_ssl_probe"])
+
+
+def resume_changes(row: dict) -> list[str]:
+    """The recipe changes made when the run was resumed, e.g. a lengthened schedule, as text; a new time
+    budget (optim.max_minutes) is left out: the budget text says where it stopped."""
+    return [
+        f"resumed at epoch {seg['from_epoch']:g} with {key} {before} -> {now}"
+        for seg in row.get("segments", [])
+        for key, (before, now) in seg["recipe_changes"].items()
+        if key != "optim.max_minutes"
+    ]
 
 
 def schedule_trend(default: dict, budgets: list[dict]) -> dict | None:
@@ -243,7 +255,8 @@ def budget_text(row: dict, env: dict) -> str:
     length = f"{epochs:g} epochs" if schedule == epochs else f"{epochs:g} epochs of a {schedule:g}-epoch schedule"
     if "stopped_by_max_minutes" in row:
         length += f" (stopped by its {row['stopped_by_max_minutes']:g}-min budget)"
-    return f"{length}, {row['pretrain_wall_s'] / 60:.0f} min pretraining on {device_text(env)}"
+    resumed = "".join(f"; {change}" for change in resume_changes(row))
+    return f"{length}, {row['pretrain_wall_s'] / 60:.0f} min pretraining on {device_text(env)}{resumed}"
 
 
 def markdown(sections: dict, summary: dict) -> str:

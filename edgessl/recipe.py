@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -202,6 +203,18 @@ def recipe_from_dict(values: dict) -> Recipe:
     recipe = Recipe()
     _apply(recipe, values)
     return recipe
+
+
+def recipe_changes(old: dict, new: dict) -> dict[str, list]:
+    """Dotted keys whose values differ between two `Recipe.to_dict()` outputs: {"optim.epochs": [14, 64]}."""
+    old, new = json.loads(json.dumps(old)), json.loads(json.dumps(new))  # tuples and lists compare alike
+
+    def walk(a: object, b: object, key: str) -> dict[str, list]:
+        if isinstance(a, dict) and isinstance(b, dict):
+            return {k: v for sub in sorted(a.keys() | b.keys()) for k, v in walk(a.get(sub), b.get(sub), f"{key}{sub}.").items()}
+        return {} if a == b else {key.rstrip("."): [a, b]}
+
+    return walk(old, new, "")
 
 
 def load_recipe(path: str | Path | None = None, overrides: list[str] | None = None) -> Recipe:

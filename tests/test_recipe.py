@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from edgessl.recipe import RecipeError, load_recipe, recipe_from_dict
+from edgessl.recipe import RecipeError, load_recipe, recipe_changes, recipe_from_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,3 +39,10 @@ def test_probe_stages_read_as_a_list_or_comma_separated():
     for text in ("stage3,stage4", "[stage3, stage4]"):
         assert load_recipe(None, [f"probe.stages={text}"]).probe.stages == ("stage3", "stage4")
     assert load_recipe(None, []).probe.stages == ("stage4",)
+
+
+def test_recipe_changes_names_the_dotted_keys_that_differ():
+    stored = load_recipe(ROOT / "recipes" / "tinyimagenet.yaml").to_dict()
+    longer = load_recipe(ROOT / "recipes" / "tinyimagenet.yaml", ["optim.epochs=64", "optim.schedule_epochs=64"]).to_dict()
+    assert recipe_changes(stored, longer) == {"optim.epochs": [14, 64], "optim.schedule_epochs": [24.0, 64.0]}
+    assert recipe_changes(stored, stored) == {}  # tuples (scheduler.mask_bounds) compare alike after a JSON round trip

@@ -21,7 +21,7 @@ from edgessl.data.readers import classes_from_meta
 from edgessl.data.stream import ShardStream
 from edgessl.models import create_encoder, use_fused_backward
 from edgessl.models.tinynext import check_stages
-from edgessl.recipe import Recipe, RecipeError
+from edgessl.recipe import Recipe, RecipeError, recipe_changes
 from edgessl.ssl.dual_corruption import DualCorruptionSSL
 from edgessl.ssl.scheduler import DynamicCorruptionScheduler
 from edgessl.train.checkpoint import encoder_payload, load, save_atomic
@@ -48,6 +48,8 @@ class PretrainResult:
     run_seconds: float = 0.0
     epochs: float = 0.0  # epochs trained: fewer than the recipe's when optim.max_minutes stopped the run
     stopped_by_time: bool = False
+    # one entry per training segment: the step (and epoch) it started at and the recipe keys changed on that resume
+    segments: list[dict] = dataclasses.field(default_factory=list)
 
 
 def lr_at(step: int, total: int, warmup: int, base: float) -> float:
@@ -237,7 +239,7 @@ def _train(recipe: Recipe, out_dir: Path, resume: bool, on_step: Callable[[int],
     total = steps_per_epoch * recipe.optim.epochs
     horizon = round(steps_per_epoch * max(recipe.optim.epochs, recipe.optim.schedule_epochs))  # of the lr schedule
     ema = EncoderEMA(method.encoder, recipe.optim.encoder_ema) if recipe.optim.encoder_ema > 0 else None
-    step, last_path, prior_s = 0, out_dir / "last.pt", 0.0
+    step, last_path, prior_s, segments = 0, out_dir / "last.pt", 0.0, [{"from_step": 0, "recipe_changes": {}}]
     if resume and last_path.is_file():
         state = load(last_path)
         method.load_state_dict(state["method"])
@@ -245,10 +247,13 @@ def _train(recipe: Recipe, out_dir: Path, resume: bool, on_step: Callable[[int],
         sched.load_state_dict(state["scheduler"])
         step = state["step"]
         prior_s = state.get("run_seconds", 0.0)
+        segments = _resumed_segments(state, out_dir, recipe, step)
         if ema is not None:
             _resume_ema(ema, method.encoder, state, ctx)
         if ctx.is_main:
             print(f"resumed from {last_path} at step {step}/{total}", flush=True)
+            for key, (before, now) in segments[-1]["recipe_changes"].items():
+                print(f"  recipe changed on resume: {key} {before} -> {now}", flush=True)
     exported = ema.module if ema is not None else method.encoder  # what encoder.pt and the mid-run probes read
     training = Training(recipe, method, wrap_for_training(method, recipe, ctx, device), opt, sched, ctx, horizon, int(recipe.optim.warmup_epochs * steps_per_epoch), ema)
 
@@ -257,7 +262,7 @@ def _train(recipe: Recipe, out_dir: Path, resume: bool, on_step: Callable[[int],
 
     def save_state() -> None:
         if ctx.is_main:
-            state = {"method": method.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": step}
+            state = {"method": method.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": step, "recipe": recipe.to_dict(), "segments": segments}
             if ema is not None:
                 state["encoder_ema"] = ema.state_dict()
             save_atomic(state | {"run_seconds": run_seconds(time.perf_counter() - t_start)}, last_path)
@@ -329,7 +334,18 @@ def _train(recipe: Recipe, out_dir: Path, resume: bool, on_step: Callable[[int],
         run_seconds=run_seconds(wall),
         epochs=step / steps_per_epoch,
         stopped_by_time=stopped,
+        segments=[seg | {"from_epoch": round(seg["from_step"] / steps_per_epoch, 2)} for seg in segments],
     )
+
+
+def _resumed_segments(state: dict, out_dir: Path, recipe: Recipe, step: int) -> list[dict]:
+    """The checkpoint's segment list plus this resume, with the recipe keys changed since the last segment
+    (a lengthened schedule, a new time budget): a result trained in segments says how it was trained."""
+    before = state.get("recipe")
+    if before is None and (out_dir / "recipe.json").is_file():  # checkpoints written before the recipe was kept in them
+        before = json.loads((out_dir / "recipe.json").read_text())
+    segments = state.get("segments", [{"from_step": 0, "recipe_changes": {}}])
+    return [*segments, {"from_step": step, "recipe_changes": recipe_changes(before, recipe.to_dict()) if before else {}}]
 
 
 def _resume_ema(ema: EncoderEMA, encoder: torch.nn.Module, state: dict, ctx: DistContext) -> None:

@@ -58,6 +58,17 @@ def test_a_run_stopped_by_its_time_budget_is_no_trend_point_and_says_so() -> Non
     assert text.startswith("12.5 epochs of a 28-epoch schedule (stopped by its 100-min budget)")
 
 
+def test_a_run_resumed_with_a_longer_schedule_is_no_trend_point_and_says_so() -> None:
+    default = section(63.0, 14)
+    lengthened = section(66.0, 28)
+    changes = {"optim.epochs": [14, 28], "optim.max_minutes": [100, 200]}
+    segments = [{"from_step": 0, "from_epoch": 0, "recipe_changes": {}}, {"from_step": 5460, "from_epoch": 14, "recipe_changes": changes}]
+    lengthened["rows"]["edgessl_ssl_probe"]["segments"] = segments
+    assert ssl_protocol.schedule_trend(default, [default, section(60.0, 7), lengthened])["points"][-1]["epochs"] == 14
+    text = ssl_protocol.budget_text(lengthened["rows"]["edgessl_ssl_probe"], lengthened["environment"])
+    assert text.endswith("; resumed at epoch 14 with optim.epochs 14 -> 28")  # the new time budget is not repeated
+
+
 def test_supervised_only_names_the_known_sections_when_asked_for_another(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_common, "RESULTS", tmp_path)
     _common.write_results("ssl_protocol", {"datasets": {"cifar10": section(63.0, 14)}}, "")

@@ -129,3 +129,15 @@ def test_max_minutes_stops_the_run_saves_it_and_a_resume_does_not_train_past_it(
     assert again.steps == result.steps and again.stopped_by_time
     full = pretrain(_recipe("optim.max_minutes=60"), tmp_path / "full")
     assert not full.stopped_by_time and full.steps == 32 and full.epochs == 2
+
+
+def test_a_resume_with_a_changed_recipe_records_what_changed_and_where(tmp_path, capsys):
+    pretrain(_recipe(), tmp_path)
+    longer = pretrain(_recipe("optim.epochs=3"), tmp_path, resume=True)
+    assert longer.steps == 48
+    assert longer.segments == [
+        {"from_step": 0, "from_epoch": 0.0, "recipe_changes": {}},
+        {"from_step": 32, "from_epoch": 2.0, "recipe_changes": {"optim.epochs": [2, 3]}},
+    ]
+    assert "recipe changed on resume: optim.epochs 2 -> 3" in capsys.readouterr().out
+    assert load(tmp_path / "last.pt")["segments"][-1]["recipe_changes"] == {"optim.epochs": [2, 3]}
