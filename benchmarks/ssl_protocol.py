@@ -30,7 +30,7 @@ from edgessl.eval.features import load_encoder
 from edgessl.eval.finetune import supervised_train
 from edgessl.eval.probe import linear_probe
 from edgessl.models import create_encoder
-from edgessl.recipe import Recipe, load_recipe, recipe_from_dict
+from edgessl.recipe import Recipe, flatten, load_recipe, recipe_from_dict
 from edgessl.train.distributed import launch_context
 from edgessl.train.pretrain import pretrain
 
@@ -183,14 +183,7 @@ def _training(stored: dict) -> dict:
     # it is close to the last weights: runs with and without it are points of one trend.
     recipe["optim"] |= {"epochs": 0, "schedule_epochs": 0, "max_minutes": 0, "encoder_ema": 0}
     recipe["probe"] |= {"monitor_every": 0}
-    return _flatten(recipe)  # typed by the Recipe: a stored run's lists come back as the tuples of a fresh one
-
-
-def _flatten(tree: dict, prefix: str = "") -> dict:
-    flat: dict = {}
-    for k, v in tree.items():
-        flat |= _flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v}
-    return flat
+    return flatten(recipe)  # typed by the Recipe: a stored run's lists come back as the tuples of a fresh one
 
 
 def recipe_difference(run: dict, reference: dict) -> list[str]:

@@ -205,16 +205,18 @@ def recipe_from_dict(values: dict) -> Recipe:
     return recipe
 
 
+def flatten(tree: dict, prefix: str = "") -> dict:
+    """A nested recipe dict with dotted keys: {"optim": {"lr": 1e-3}} -> {"optim.lr": 1e-3}."""
+    flat: dict = {}
+    for k, v in tree.items():
+        flat |= flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v}
+    return flat
+
+
 def recipe_changes(old: dict, new: dict) -> dict[str, list]:
     """Dotted keys whose values differ between two `Recipe.to_dict()` outputs: {"optim.epochs": [14, 64]}."""
-    old, new = json.loads(json.dumps(old)), json.loads(json.dumps(new))  # tuples and lists compare alike
-
-    def walk(a: object, b: object, key: str) -> dict[str, list]:
-        if isinstance(a, dict) and isinstance(b, dict):
-            return {k: v for sub in sorted(a.keys() | b.keys()) for k, v in walk(a.get(sub), b.get(sub), f"{key}{sub}.").items()}
-        return {} if a == b else {key.rstrip("."): [a, b]}
-
-    return walk(old, new, "")
+    before, after = (flatten(json.loads(json.dumps(d))) for d in (old, new))  # tuples and lists compare alike
+    return {k: [before.get(k), after.get(k)] for k in sorted(before.keys() | after.keys()) if before.get(k) != after.get(k)}
 
 
 def load_recipe(path: str | Path | None = None, overrides: list[str] | None = None) -> Recipe:
