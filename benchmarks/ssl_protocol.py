@@ -203,12 +203,11 @@ def _complete(section: dict) -> bool:
 def resume_changes(row: dict) -> list[str]:
     """The recipe changes made when the run was resumed, e.g. a lengthened schedule, as text; a new time
     budget (optim.max_minutes) is left out: the budget text says where it stopped."""
-    return [
-        f"resumed at epoch {seg['from_epoch']:g} with {key} {before} -> {now}"
-        for seg in row.get("segments", [])
-        for key, (before, now) in seg["recipe_changes"].items()
-        if key != "optim.max_minutes"
-    ]
+    texts = []
+    for seg in row.get("segments", []):
+        changes = [f"{key} {before} -> {now}" for key, (before, now) in seg["recipe_changes"].items() if key != "optim.max_minutes"]
+        texts += [f"resumed at epoch {seg['from_epoch']:g} with {', '.join(changes)}"] if changes else []
+    return texts
 
 
 def schedule_trend(default: dict, budgets: list[dict]) -> dict | None:
