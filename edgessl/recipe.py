@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -214,8 +213,10 @@ def flatten(tree: dict, prefix: str = "") -> dict:
 
 
 def recipe_changes(old: dict, new: dict) -> dict[str, list]:
-    """Dotted keys whose values differ between two `Recipe.to_dict()` outputs: {"optim.epochs": [14, 64]}."""
-    before, after = (flatten(json.loads(json.dumps(d))) for d in (old, new))  # tuples and lists compare alike
+    """Dotted keys whose values differ between two stored recipes (`Recipe.to_dict()`, or its JSON):
+    {"optim.epochs": [14, 64]}. Both are read back as Recipes first, so keys added since take their
+    defaults and JSON lists compare equal to tuples."""
+    before, after = (flatten(recipe_from_dict(d).to_dict()) for d in (old, new))
     return {k: [before.get(k), after.get(k)] for k in sorted(before.keys() | after.keys()) if before.get(k) != after.get(k)}
 
 

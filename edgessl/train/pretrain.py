@@ -21,7 +21,7 @@ from edgessl.data.readers import classes_from_meta
 from edgessl.data.stream import ShardStream
 from edgessl.models import create_encoder, use_fused_backward
 from edgessl.models.tinynext import check_stages
-from edgessl.recipe import Recipe, RecipeError, recipe_changes, recipe_from_dict
+from edgessl.recipe import Recipe, RecipeError, recipe_changes
 from edgessl.ssl.dual_corruption import DualCorruptionSSL
 from edgessl.ssl.scheduler import DynamicCorruptionScheduler
 from edgessl.train.checkpoint import encoder_payload, load, save_atomic
@@ -344,7 +344,7 @@ def _resumed_segments(state: dict, out_dir: Path, recipe: Recipe, step: int) -> 
     before = state.get("recipe")
     if before is None and (out_dir / "recipe.json").is_file():  # checkpoints written before the recipe was kept in them
         before = json.loads((out_dir / "recipe.json").read_text())
-    changes = recipe_changes(recipe_from_dict(before).to_dict(), recipe.to_dict()) if before else {}  # keys added since: defaults
+    changes = recipe_changes(before, recipe.to_dict()) if before else {}
     return [*state.get("segments", [{"from_step": 0, "recipe_changes": {}}]), {"from_step": step, "recipe_changes": changes}]
 
 
