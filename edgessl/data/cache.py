@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from edgessl.data.readers import ImageArrays, read_split
 from edgessl.data.synthetic import SYNTHETIC, synthetic_split
+
+try:
+    import fcntl
+except ImportError:  # Windows: no lock; each process then decodes and writes its own temporary file
+    fcntl = None
 
 CACHE_VERSION = 1
 
@@ -33,12 +40,34 @@ def load_split(data: str | Path, split: str, size: int | None = None, cache_dir:
         return synthetic_split(split, size or 32)
     root = Path(data)
     cache = (cache_dir or default_cache_dir()) / f"{root.name}-{split}-{_fingerprint(root, split, size)}.npz"
-    if cache.is_file():
-        with np.load(cache, allow_pickle=False) as z:
-            return ImageArrays(z["images"], z["labels"], [str(c) for c in z["classes"]])
-    arrays = read_split(root, split, size)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp.npz")
+    arrays = _read_cache(cache)
+    if arrays is None:
+        with _exclusive(cache.with_suffix(".lock")):
+            arrays = _read_cache(cache)  # another process (a torchrun rank) may have built it while this one waited
+            if arrays is None:
+                arrays = read_split(root, split, size)
+                _write_cache(cache, arrays)
+    return arrays
+
+
+def _read_cache(cache: Path) -> ImageArrays | None:
+    if not cache.is_file():
+        return None
+    with np.load(cache, allow_pickle=False) as z:
+        return ImageArrays(z["images"], z["labels"], [str(c) for c in z["classes"]])
+
+
+def _write_cache(cache: Path, arrays: ImageArrays) -> None:
+    tmp = cache.with_name(f"{cache.stem}.{os.getpid()}.tmp.npz")  # per process: no two writers share a file
     np.savez(tmp, images=arrays.images, labels=arrays.labels, classes=np.asarray(arrays.classes, dtype=str))
     os.replace(tmp, cache)
-    return arrays
+
+
+@contextmanager
+def _exclusive(lock: Path) -> Iterator[None]:
+    """One process decodes a split, the others wait for its cache instead of decoding it again."""
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "w") as handle:
+        if fcntl is not None:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield  # closing the file releases the lock

@@ -2,6 +2,7 @@ import io
 import json
 import pickle
 import tarfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -116,3 +117,31 @@ def test_cache_returns_the_same_arrays(tmp_path):
     second = load_split(tmp_path, "train", cache_dir=tmp_path / "c")
     np.testing.assert_array_equal(first.images, second.images)
     np.testing.assert_array_equal(first.labels, second.labels)
+
+
+def _load_in_child(tmp_path: Path) -> bytes:
+    return load_split(tmp_path / "data", "train", cache_dir=tmp_path / "c").images.tobytes()
+
+
+def test_concurrent_processes_decode_a_split_once(tmp_path, monkeypatch):
+    """torchrun ranks start together on a cold cache: one decodes, the other waits and reads its file."""
+    import multiprocessing
+
+    import edgessl.data.cache as cache_module
+
+    (tmp_path / "data").mkdir()
+    _write_shard(tmp_path / "data" / "train-000000.tar", 4)
+    calls = tmp_path / "decodes.txt"
+
+    def slow_read(*args, **kwargs):
+        with open(calls, "a") as f:
+            f.write("decode\n")
+        time.sleep(0.5)  # both processes are inside load_split before the first one finishes
+        return read_split(*args, **kwargs)
+
+    monkeypatch.setattr(cache_module, "read_split", slow_read)
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        first, second = pool.map(_load_in_child, [tmp_path, tmp_path])
+    assert first == second
+    assert calls.read_text().count("decode") == 1
+    assert [p.name for p in (tmp_path / "c").glob("*.npz")] and not list((tmp_path / "c").glob("*.tmp.npz"))
