@@ -226,6 +226,11 @@ class Training:
         return [v.contiguous(memory_format=torch.channels_last) for v in views]
 
 
+def first_segment() -> dict:
+    """The segment of a run from step 0 (also what checkpoints written before segments were kept had)."""
+    return {"from_step": 0, "recipe_changes": {}}
+
+
 def _train(recipe: Recipe, out_dir: Path, resume: bool, on_step: Callable[[int], None] | None, ctx: DistContext, device: torch.device) -> PretrainResult:
     setup_torch(recipe)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -239,7 +244,7 @@ def _train(recipe: Recipe, out_dir: Path, resume: bool, on_step: Callable[[int],
     total = steps_per_epoch * recipe.optim.epochs
     horizon = round(steps_per_epoch * max(recipe.optim.epochs, recipe.optim.schedule_epochs))  # of the lr schedule
     ema = EncoderEMA(method.encoder, recipe.optim.encoder_ema) if recipe.optim.encoder_ema > 0 else None
-    step, last_path, prior_s, segments = 0, out_dir / "last.pt", 0.0, [{"from_step": 0, "recipe_changes": {}}]
+    step, last_path, prior_s, segments = 0, out_dir / "last.pt", 0.0, [first_segment()]
     if resume and last_path.is_file():
         state = load(last_path)
         method.load_state_dict(state["method"])
@@ -345,7 +350,7 @@ def _resumed_segments(state: dict, out_dir: Path, recipe: Recipe, step: int) -> 
     if before is None and (out_dir / "recipe.json").is_file():  # checkpoints written before the recipe was kept in them
         before = json.loads((out_dir / "recipe.json").read_text())
     changes = recipe_changes(before, recipe.to_dict()) if before else {}
-    return [*state.get("segments", [{"from_step": 0, "recipe_changes": {}}]), {"from_step": step, "recipe_changes": changes}]
+    return [*state.get("segments", [first_segment()]), {"from_step": step, "recipe_changes": changes}]
 
 
 def _resume_ema(ema: EncoderEMA, encoder: torch.nn.Module, state: dict, ctx: DistContext) -> None:
