@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,6 +58,10 @@ def qat_finetune(
     freeze_encoder: bool = False,
     seed: int = 0,
 ) -> QATResult:
+    # NNCF compiles its fake-quantize kernels on first use (once per environment) and gives up after 60 s by
+    # default: a loaded 2-core machine took longer and the QAT failed. A slow first run beats a failed one;
+    # the user's own NNCF_EXTENSION_LOAD_TIMEOUT wins.
+    os.environ.setdefault("NNCF_EXTENSION_LOAD_TIMEOUT", "900")
     import nncf
 
     torch.manual_seed(seed)
