@@ -96,7 +96,7 @@ def run(args: argparse.Namespace, previous: dict) -> dict | None:
         "command": command_line(),
         "scheduler_final": json.loads(result.out_dir.joinpath("scheduler.json").read_text())[-1],
         "probe_curve": read_probe_curve(result.out_dir / "probe_curve.csv") if recipe.probe.monitor_every > 0 else [],
-    }
+    } | ({"provenance": previous["provenance"]} if args.resume and "provenance" in previous else {})  # hand-written; a resume keeps it
 
 
 def supervised_row(recipe: Recipe, train: ImageArrays, test: ImageArrays, epochs: int, seed: int) -> dict:

@@ -75,3 +75,16 @@ def test_supervised_only_names_the_known_sections_when_asked_for_another(tmp_pat
     args = argparse.Namespace(data="unused", supervised_epochs=1, seed=0)
     with pytest.raises(SystemExit, match="no section 'cifar10_x'.*known: cifar10"):
         ssl_protocol.rerun_supervised(args, "cifar10_x")
+
+
+def test_a_resumed_run_keeps_the_hand_written_provenance_of_its_section(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_common, "RESULTS", tmp_path / "results")
+    old = section(63.0, 14) | {"provenance": "trained in two segments"}
+    _common.write_results("ssl_protocol", {"datasets": {"smoke": old}}, "")
+    argv = ["ssl_protocol.py", "--data", "synthetic", "--recipe", str(REPO / "recipes/smoke.yaml"), "--supervised-epochs", "0"]
+    argv += ["--runs", str(tmp_path / "runs"), "--name", "smoke", "--resume", "optim.epochs=1", "probe.epochs=2"]
+    monkeypatch.setattr(sys, "argv", argv)
+    ssl_protocol.main()
+    new = _common.read_results("ssl_protocol")["datasets"]["smoke"]
+    assert new["provenance"] == "trained in two segments"
+    assert new["rows"]["edgessl_ssl_probe"]["pretrain_epochs"] == 1  # the rows are the new run's
