@@ -44,13 +44,14 @@ def device_text(env: dict) -> str:
     return f"cpu ({processes} processes x {threads})" if processes > 1 else f"cpu ({threads})"
 
 
-def command_line() -> str:
+def command_line(drop: tuple[str, ...] = ()) -> str:
+    """How this script was started, to print in its results; `drop` leaves out flags that only this run needed."""
     launcher, world = "python", world_size()
     if world > 1:
         per_node = int(os.environ.get("LOCAL_WORLD_SIZE", world))
         nodes = world // per_node
         launcher = "torchrun" + (f" --nnodes {nodes}" if nodes > 1 else "") + f" --nproc_per_node {per_node}"
-    return f"{launcher} " + shlex.join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
+    return f"{launcher} " + shlex.join([Path(sys.argv[0]).as_posix(), *(a for a in sys.argv[1:] if a not in drop)])
 
 
 def read_results(name: str) -> dict:

@@ -180,7 +180,7 @@ def write_table(args: argparse.Namespace, recipe: Recipe, rows: list[dict], plan
     extra = f" plus `{' '.join(args.extra)}`" if args.extra else ""
     if recipe.optim.schedule_epochs > args.epochs:
         extra += f" (the first {args.epochs} epochs of its {recipe.optim.schedule_epochs:g}-epoch learning-rate schedule)"
-    command = command_line().replace(" --resume", "")  # on a clean checkout the sweep runs every variant
+    command = command_line(drop=("--resume",))  # on a clean checkout the sweep runs every variant
     md = ["# Dual-corruption ablation", "", f"Reproduce: `{command}`", "",
           f"Each variant: {args.epochs} epochs of `{args.recipe}` on {args.train_limit or 'all'} training images with the overrides shown{extra}, "
           f"then a linear probe with {recipe.probe.label_fraction:.0%} of the labels; {device_text(env)}{concurrency}, torch {env['torch']}, {env['date']}.", "",

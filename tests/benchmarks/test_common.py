@@ -27,3 +27,9 @@ def test_command_line_names_the_torchrun_launch(monkeypatch) -> None:
     monkeypatch.setenv("WORLD_SIZE", "16")
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "8")
     assert _common.command_line().startswith("torchrun --nnodes 2 --nproc_per_node 8 benchmarks/ssl_protocol.py")
+
+
+def test_command_line_leaves_out_the_flags_asked_to_drop(monkeypatch) -> None:
+    monkeypatch.setattr(sys, "argv", ["benchmarks/ablation.py", "--resume", "--data", "../shared/data/cifar10-resume"])
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert _common.command_line(drop=("--resume",)) == "python benchmarks/ablation.py --data ../shared/data/cifar10-resume"
