@@ -29,9 +29,9 @@ def measure(encoder_path: Path, variants: list[tuple[str, ...]]) -> dict:
     data, probe = recipe["data"]["path"], recipe["probe"]
     train = load_split(data, "train", payload["image_size"])
     test = load_split(data, recipe["data"].get("test_split", "test"), payload["image_size"])
-    top1 = {}
+    top1, decays = {}, tuple(probe.get("weight_decays", ()))
     for stages in variants:
-        result, _, _ = linear_probe(encoder, train, test, probe["label_fraction"], probe["epochs"], probe["seed"], stages=stages)
+        result, _, _ = linear_probe(encoder, train, test, probe["label_fraction"], probe["epochs"], probe["seed"], stages=stages, weight_decays=decays)
         top1["+".join(stages)] = round(result.top1, 2)
         print(f"{encoder_path}: {result.protocol()} -> {result.top1:.2f} %", flush=True)
     return {"encoder": str(encoder_path), "data": data, "label_fraction": probe["label_fraction"], "top1": top1}

@@ -56,12 +56,12 @@ def run(args: argparse.Namespace, previous: dict) -> dict | None:
     pretrain_s = result.run_seconds  # all resumed segments, without mid-run probes (probe.monitor_every)
     train = load_split(args.data, "train", recipe.data.image_size)
     test = load_split(args.data, recipe.data.test_split, recipe.data.image_size)
-    fraction = recipe.probe.label_fraction
+    fraction, epochs, decays = recipe.probe.label_fraction, recipe.probe.epochs, recipe.probe.weight_decays
     encoder, _ = load_encoder(result.encoder_path)
-    probe, _, _ = linear_probe(encoder, train, test, fraction, recipe.probe.epochs, args.seed)
+    probe, _, _ = linear_probe(encoder, train, test, fraction, epochs, args.seed, weight_decays=decays)
     print(probe.protocol(), f"-> {probe.top1:.2f} %", flush=True)
     torch.manual_seed(args.seed)
-    random_probe, _, _ = linear_probe(create_encoder(recipe.encoder, recipe.data.image_size), train, test, fraction, recipe.probe.epochs, args.seed)
+    random_probe, _, _ = linear_probe(create_encoder(recipe.encoder, recipe.data.image_size), train, test, fraction, epochs, args.seed, weight_decays=decays)
     print(f"random-init probe: {random_probe.top1:.2f} %", flush=True)
     rows = {
         "published": {"top1": PUBLISHED[key], "how": "published reference for the method (linear probe, 20 % labels)"},

@@ -8,6 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from edgessl.recipe import ProbeConfig
+
 app = typer.Typer(help="edgessl: tiny vision encoders from unlabelled images to int8 firmware.", no_args_is_help=True, add_completion=False)
 
 
@@ -54,10 +56,10 @@ def pretrain(
     world = f" on {result.world_size} processes" if result.world_size > 1 else ""
     typer.echo(f"pretrained {result.steps} steps{world} in {result.wall_seconds:.0f} s; encoder: {result.encoder_path}")
     if probe:
-        _probe(result.encoder_path, r.data.path, r.probe.label_fraction, r.probe.epochs, r.probe.seed, out_dir, r.probe.stages)
+        _probe(result.encoder_path, r.data.path, r.probe, out_dir)
 
 
-def _probe(checkpoint: Path, data: str, fraction: float, epochs: int, seed: int, out_dir: Path, stages: tuple[str, ...]) -> None:
+def _probe(checkpoint: Path, data: str, config: ProbeConfig, out_dir: Path) -> None:
     from edgessl.data.cache import load_split
     from edgessl.data.splits import save_indices
     from edgessl.eval.features import load_encoder
@@ -70,7 +72,8 @@ def _probe(checkpoint: Path, data: str, fraction: float, epochs: int, seed: int,
         typer.echo("data has no labels: skipping the linear probe")
         return
     test = load_split(data, "test", payload["image_size"])
-    result, head, indices = linear_probe(encoder, train, test, fraction, epochs, seed, stages=stages)
+    fraction, seed = config.label_fraction, config.seed
+    result, head, indices = linear_probe(encoder, train, test, fraction, config.epochs, seed, stages=config.stages, weight_decays=config.weight_decays)
     typer.echo(result.protocol())
     typer.echo(f"linear probe top-1: {result.top1:.2f} %")
     save_indices(out_dir / "label_indices.json", indices, fraction, seed)
@@ -97,6 +100,9 @@ def probe(
     seed: Annotated[int, typer.Option()] = 0,
     out: Annotated[Optional[Path], typer.Option(help="where to write probe.pt (default: beside the checkpoint)")] = None,
     stages: Annotated[str, typer.Option(help="comma-separated stages whose pooled outputs the probe reads, e.g. stage3,stage4")] = "stage4",
+    weight_decays: Annotated[
+        str, typer.Option(help="comma-separated weight decays to choose from on a held-out 20 % of the labelled images, e.g. 0.0005,0.05,0.2,0.5,1 (empty: 5e-4)")
+    ] = "",
 ) -> None:
     """Linear probe of a frozen encoder with a fraction of the labels."""
     from edgessl.data.readers import DataError
@@ -105,7 +111,9 @@ def probe(
 
     try:
         payload = load(checkpoint)
-        _probe(checkpoint, data or payload["recipe"]["data"]["path"], label_fraction, epochs, seed, out or checkpoint.parent, parse_stages(stages))
+        decays = tuple(float(v) for v in weight_decays.split(",") if v.strip())
+        config = ProbeConfig(label_fraction, epochs, seed, stages=parse_stages(stages), weight_decays=decays)
+        _probe(checkpoint, data or payload["recipe"]["data"]["path"], config, out or checkpoint.parent)
     except (DataError, ValueError, FileNotFoundError) as err:
         _fail(str(err))
 

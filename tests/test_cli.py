@@ -54,8 +54,10 @@ def test_smoke_recipe_end_to_end_with_probe(tmp_path):
     probe = json.loads((tmp_path / "probe.json").read_text())
     assert probe["label_fraction"] == 0.2 and probe["top1"] > 25
     assert json.loads((tmp_path / "label_indices.json").read_text())["count"] == probe["train_images"]
-    probed = runner.invoke(app, ["probe", "--checkpoint", str(tmp_path / "encoder.pt"), "--stages", "stage3,stage4", "--out", str(tmp_path / "p2")])
+    args = ["--stages", "stage3,stage4", "--weight-decays", "0.0005,0.2", "--out", str(tmp_path / "p2")]
+    probed = runner.invoke(app, ["probe", "--checkpoint", str(tmp_path / "encoder.pt"), *args])
     assert probed.exit_code == 0, probed.output
-    assert json.loads((tmp_path / "p2" / "probe.json").read_text())["stages"] == ["stage3", "stage4"]
+    second = json.loads((tmp_path / "p2" / "probe.json").read_text())
+    assert second["stages"] == ["stage3", "stage4"] and set(second["held_out_top1"]) == {"0.0005", "0.2"}
     refused = runner.invoke(app, ["probe", "--checkpoint", str(tmp_path / "encoder.pt"), "--stages", "stage9"])
     assert refused.exit_code != 0 and "stage1, stage2, stage3, stage4" in refused.output

@@ -49,3 +49,9 @@ def test_recipe_changes_names_the_dotted_keys_that_differ():
     as_json = json.loads(json.dumps(stored))  # lists where the Recipe has tuples (scheduler.mask_bounds)
     del as_json["optim"]["encoder_ema"]  # as written before the key existed: its default is no change
     assert recipe_changes(as_json, stored) == {}
+
+
+def test_probe_weight_decays_read_as_floats_and_default_to_empty():
+    for text in ("0.0005,0.2,1", "[5e-4, 0.2, 1]"):
+        assert load_recipe(None, [f"probe.weight_decays={text}"]).probe.weight_decays == (5e-4, 0.2, 1.0)
+    assert load_recipe(None, []).probe.weight_decays == ()
