@@ -28,7 +28,7 @@ from edgessl.data.cache import load_split
 from edgessl.data.readers import ImageArrays
 from edgessl.eval.features import load_encoder
 from edgessl.eval.finetune import supervised_train
-from edgessl.eval.probe import linear_probe
+from edgessl.eval.probe import ProbeResult, linear_probe
 from edgessl.models import create_encoder
 from edgessl.recipe import Recipe, flatten, load_recipe, recipe_from_dict
 from edgessl.train.distributed import launch_context
@@ -73,11 +73,12 @@ def run(args: argparse.Namespace, previous: dict) -> dict | None:
             "schedule_epochs": max(recipe.optim.epochs, recipe.optim.schedule_epochs),
             "pretrain_steps": result.steps,
             "pretrain_wall_s": round(pretrain_s, 1),
-            "probe_monitor_s": round(result.monitor_seconds, 1),
+            "probe_monitor_s": probe_curve_seconds(result.out_dir / "probe_curve.csv"),
         }
         | ({"stopped_by_max_minutes": recipe.optim.max_minutes} if result.stopped_by_time else {})
-        | ({"segments": result.segments} if len(result.segments) > 1 else {}),
-        "random_init_probe": {"top1": random_probe.top1, "how": "measured: same probe on an untrained encoder"},
+        | ({"segments": result.segments} if len(result.segments) > 1 else {})
+        | held_out(probe),
+        "random_init_probe": {"top1": random_probe.top1, "how": "measured: same probe on an untrained encoder"} | held_out(random_probe),
     }
     if args.supervised_epochs > 0:
         rows["supervised_scratch"] = supervised_row(recipe, train, test, args.supervised_epochs, args.seed)
@@ -97,6 +98,11 @@ def run(args: argparse.Namespace, previous: dict) -> dict | None:
         "scheduler_final": json.loads(result.out_dir.joinpath("scheduler.json").read_text())[-1],
         "probe_curve": read_probe_curve(result.out_dir / "probe_curve.csv") if recipe.probe.monitor_every > 0 else [],
     } | ({"provenance": previous["provenance"]} if args.resume and "provenance" in previous else {})  # hand-written; a resume keeps it
+
+
+def held_out(probe: ProbeResult) -> dict:
+    """The probe's weight-decay candidates and their held-out top-1, when it chose between any (probe.weight_decays)."""
+    return {"probe_weight_decay": probe.weight_decay, "probe_held_out_top1": probe.held_out_top1} if probe.held_out_top1 else {}
 
 
 def supervised_row(recipe: Recipe, train: ImageArrays, test: ImageArrays, epochs: int, seed: int) -> dict:
@@ -131,6 +137,14 @@ def rerun_supervised(args: argparse.Namespace, name: str) -> None:
 def read_probe_curve(path: Path) -> list[dict]:
     with path.open() as f:
         return [{"epoch": int(r["epoch"]), "top1": float(r["top1"])} for r in csv.DictReader(f)]
+
+
+def probe_curve_seconds(path: Path) -> float:
+    """Time of the mid-run probes of the whole run: every resumed segment's, where the result counts only the last's."""
+    if not path.is_file():
+        return 0.0
+    with path.open() as f:
+        return round(sum(float(r["seconds"]) for r in csv.DictReader(f)), 1)
 
 
 def summary(sections: dict) -> dict:

@@ -88,3 +88,19 @@ def test_a_resumed_run_keeps_the_hand_written_provenance_of_its_section(tmp_path
     new = _common.read_results("ssl_protocol")["datasets"]["smoke"]
     assert new["provenance"] == "trained in two segments"
     assert new["rows"]["edgessl_ssl_probe"]["pretrain_epochs"] == 1  # the rows are the new run's
+
+
+def test_a_resumed_run_counts_every_segments_probe_time_and_reports_the_chosen_weight_decay(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_common, "RESULTS", tmp_path / "results")
+    argv = ["ssl_protocol.py", "--data", "synthetic", "--recipe", str(REPO / "recipes/smoke.yaml"), "--supervised-epochs", "0"]
+    argv += ["--runs", str(tmp_path / "runs"), "--name", "smoke", "--resume", "probe.epochs=2", "probe.monitor_every=1", "probe.weight_decays=0.0005,0.2"]
+    seconds = []
+    for epochs in (1, 2):
+        monkeypatch.setattr(sys, "argv", [*argv, f"optim.epochs={epochs}"])
+        ssl_protocol.main()
+        rows = _common.read_results("ssl_protocol")["datasets"]["smoke"]["rows"]
+        seconds.append(rows["edgessl_ssl_probe"]["probe_monitor_s"])
+    curve = (tmp_path / "runs/ssl_protocol_smoke/probe_curve.csv").read_text().splitlines()
+    assert len(curve) == 3 and 0 < seconds[0] < seconds[1]  # the second segment's probe added to the first's
+    for row in (rows["edgessl_ssl_probe"], rows["random_init_probe"]):
+        assert set(row["probe_held_out_top1"]) == {"0.0005", "0.2"} and row["probe_weight_decay"] in (0.0005, 0.2)
