@@ -91,6 +91,17 @@ def _probe(checkpoint: Path, data: str, config: ProbeConfig, out_dir: Path) -> N
     (out_dir / "probe.json").write_text(json.dumps(result.to_dict(), indent=2))
 
 
+def _weight_decays(text: str) -> tuple[float, ...]:
+    """`0.0005,0.2` -> (0.0005, 0.2); empty -> () (the fixed 5e-4)."""
+    try:
+        decays = tuple(float(v) for v in text.split(",") if v.strip())
+        if all(d >= 0 for d in decays):
+            return decays
+    except ValueError:
+        pass
+    raise ValueError(f"--weight-decays: expected comma-separated non-negative numbers such as 0.0005,0.05,0.2, got {text!r}")
+
+
 @app.command()
 def probe(
     checkpoint: Annotated[Path, typer.Option(help="encoder.pt from `edgessl pretrain`")],
@@ -111,7 +122,7 @@ def probe(
 
     try:
         payload = load(checkpoint)
-        decays = tuple(float(v) for v in weight_decays.split(",") if v.strip())
+        decays = _weight_decays(weight_decays)
         config = ProbeConfig(label_fraction, epochs, seed, stages=parse_stages(stages), weight_decays=decays)
         _probe(checkpoint, data or payload["recipe"]["data"]["path"], config, out or checkpoint.parent)
     except (DataError, ValueError, FileNotFoundError) as err:

@@ -94,7 +94,7 @@ class ProbeConfig:
     # (benchmarks/results/probe_stages.md). The published protocol reads the encoder's output: stage4.
     stages: tuple[str, ...] = ("stage4",)
     # non-empty: the probe's weight decay is chosen from these on a held-out 20 % of the labelled images (the test
-    # split never picks it); empty: a fixed 5e-4, the protocol of every result recorded before session 23
+    # split never picks it); empty: a fixed 5e-4, the protocol of every result recorded before 2026-12-01
     weight_decays: tuple[float, ...] = ()
 
 

@@ -61,3 +61,5 @@ def test_smoke_recipe_end_to_end_with_probe(tmp_path):
     assert second["stages"] == ["stage3", "stage4"] and set(second["held_out_top1"]) == {"0.0005", "0.2"}
     refused = runner.invoke(app, ["probe", "--checkpoint", str(tmp_path / "encoder.pt"), "--stages", "stage9"])
     assert refused.exit_code != 0 and "stage1, stage2, stage3, stage4" in refused.output
+    refused = runner.invoke(app, ["probe", "--checkpoint", str(tmp_path / "encoder.pt"), "--weight-decays", "0.1,x"])
+    assert refused.exit_code != 0 and "--weight-decays: expected comma-separated non-negative numbers" in refused.output

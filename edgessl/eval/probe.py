@@ -123,7 +123,8 @@ def select_weight_decay(f_train: torch.Tensor, y_train: np.ndarray, classes: int
     fit, val = torch.from_numpy(~held), torch.from_numpy(held)
     scores = {}
     for weight_decay in candidates:
-        scores[f"{weight_decay:g}"], _ = fit_probe(f_train[fit], y_train[~held], f_train[val], y_train[held], classes, epochs, seed, weight_decay)
+        top1, _ = fit_probe(f_train[fit], y_train[~held], f_train[val], y_train[held], classes, epochs, seed, weight_decay)
+        scores[f"{weight_decay:g}"] = round(top1, 2)
     best = max(scores, key=scores.get)  # equal scores keep the earlier candidate
     return float(best), scores
 
