@@ -54,6 +54,7 @@ def run(args: argparse.Namespace, previous: dict) -> dict | None:
     if not launch_context().is_main:
         return None  # under torchrun rank 0 alone probes and writes the results
     pretrain_s = result.run_seconds  # all resumed segments, without mid-run probes (probe.monitor_every)
+    curve, curve_seconds = read_probe_curve(result.out_dir / "probe_curve.csv")
     train = load_split(args.data, "train", recipe.data.image_size)
     test = load_split(args.data, recipe.data.test_split, recipe.data.image_size)
     fraction, epochs, decays = recipe.probe.label_fraction, recipe.probe.epochs, recipe.probe.weight_decays
@@ -73,7 +74,7 @@ def run(args: argparse.Namespace, previous: dict) -> dict | None:
             "schedule_epochs": max(recipe.optim.epochs, recipe.optim.schedule_epochs),
             "pretrain_steps": result.steps,
             "pretrain_wall_s": round(pretrain_s, 1),
-            "probe_monitor_s": probe_curve_seconds(result.out_dir / "probe_curve.csv"),
+            "probe_monitor_s": curve_seconds,
         }
         | ({"stopped_by_max_minutes": recipe.optim.max_minutes} if result.stopped_by_time else {})
         | ({"segments": result.segments} if len(result.segments) > 1 else {})
@@ -96,7 +97,7 @@ def run(args: argparse.Namespace, previous: dict) -> dict | None:
         "environment": environment(),
         "command": command_line(),
         "scheduler_final": json.loads(result.out_dir.joinpath("scheduler.json").read_text())[-1],
-        "probe_curve": read_probe_curve(result.out_dir / "probe_curve.csv") if recipe.probe.monitor_every > 0 else [],
+        "probe_curve": curve if recipe.probe.monitor_every > 0 else [],
     } | ({"provenance": previous["provenance"]} if args.resume and "provenance" in previous else {})  # hand-written; a resume keeps it
 
 
@@ -134,17 +135,14 @@ def rerun_supervised(args: argparse.Namespace, name: str) -> None:
     write_results("ssl_protocol", {"summary": s, "datasets": sections}, markdown(sections, s))
 
 
-def read_probe_curve(path: Path) -> list[dict]:
-    with path.open() as f:
-        return [{"epoch": int(r["epoch"]), "top1": float(r["top1"])} for r in csv.DictReader(f)]
-
-
-def probe_curve_seconds(path: Path) -> float:
-    """Time of the mid-run probes of the whole run: every resumed segment's, where the result counts only the last's."""
+def read_probe_curve(path: Path) -> tuple[list[dict], float]:
+    """The mid-run probes of the whole run (every resumed segment's; the pretrain result times only the last
+    segment's): epoch and top-1 of each, and their seconds summed."""
     if not path.is_file():
-        return 0.0
+        return [], 0.0
     with path.open() as f:
-        return round(sum(float(r["seconds"]) for r in csv.DictReader(f)), 1)
+        rows = list(csv.DictReader(f))
+    return [{"epoch": int(r["epoch"]), "top1": float(r["top1"])} for r in rows], round(sum(float(r["seconds"]) for r in rows), 1)
 
 
 def summary(sections: dict) -> dict:

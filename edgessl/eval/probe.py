@@ -121,12 +121,9 @@ def select_weight_decay(f_train: torch.Tensor, y_train: np.ndarray, classes: int
     held = np.zeros(len(y_train), dtype=bool)
     held[label_fraction_indices(y_train, HELD_OUT, seed + 1)] = True
     fit, val = torch.from_numpy(~held), torch.from_numpy(held)
-    scores = {}
-    for weight_decay in candidates:
-        top1, _ = fit_probe(f_train[fit], y_train[~held], f_train[val], y_train[held], classes, epochs, seed, weight_decay)
-        scores[f"{weight_decay:g}"] = round(top1, 2)
-    best = max(scores, key=scores.get)  # equal scores keep the earlier candidate
-    return float(best), scores
+    top1 = [fit_probe(f_train[fit], y_train[~held], f_train[val], y_train[held], classes, epochs, seed, wd)[0] for wd in candidates]
+    best = max(range(len(candidates)), key=lambda i: round(top1[i], 2))  # equal scores keep the earlier candidate
+    return candidates[best], {f"{wd:g}": round(t, 2) for wd, t in zip(candidates, top1, strict=True)}
 
 
 def fit_probe(
