@@ -53,6 +53,8 @@ VARIANTS: dict[str, list[str]] = {
     "shipped default, no clean pass (invariance on the corrupted view)": ["corruption.clean_invariance=false"],
     "shipped default, 24-px global views": ["augment.global_size=24"],
     "shipped default, 2048-d projector": ["loss.projector_dim=2048"],
+    # lr 0.003 was tried only with the GRL term, which then ran away (README); the 2-hour runs drop that term
+    "shipped default, no GRL, lr x2 (0.003)": ["loss.lambda_dis=0", "optim.lr=0.003"],
 }
 
 
