@@ -121,9 +121,9 @@ def select_weight_decay(f_train: torch.Tensor, y_train: np.ndarray, classes: int
     held = np.zeros(len(y_train), dtype=bool)
     held[label_fraction_indices(y_train, HELD_OUT, seed + 1)] = True
     fit, val = torch.from_numpy(~held), torch.from_numpy(held)
-    top1 = [fit_probe(f_train[fit], y_train[~held], f_train[val], y_train[held], classes, epochs, seed, wd)[0] for wd in candidates]
-    best = max(range(len(candidates)), key=lambda i: round(top1[i], 2))  # equal scores keep the earlier candidate
-    return candidates[best], {f"{wd:g}": round(t, 2) for wd, t in zip(candidates, top1, strict=True)}
+    scores = [round(fit_probe(f_train[fit], y_train[~held], f_train[val], y_train[held], classes, epochs, seed, wd)[0], 2) for wd in candidates]
+    best = scores.index(max(scores))  # equal scores keep the earlier candidate
+    return candidates[best], {f"{wd:g}": score for wd, score in zip(candidates, scores, strict=True)}
 
 
 def fit_probe(
