@@ -27,8 +27,11 @@ def test_pretrain_probe_qat_export_budget(tmp_path):
     out = _ok(["export", "--checkpoint", str(run / "classifier.pt"), "--format", "c", "--max-drop", "100", "--out", str(tmp_path / "fw")])
     assert "tflite-int8-tflm" in out and "arena (measured)" in out
     fw = tmp_path / "fw"
-    for name in ("model_int8.tflite", "model_int8.onnx", "edgessl_model.c", "edgessl_model.h", "fidelity.json", "model_int8.tflite.json"):
+    artefacts = ("model_int8.tflite", "model_int8_micro.tflite", "model_int8_micro.tensor_names.json", "model_int8.onnx", "fidelity.json", "model_int8.tflite.json")
+    for name in (*artefacts, "edgessl_model.c", "edgessl_model.h"):
         assert (fw / name).is_file(), name
+    assert f"g_edgessl_model_len = {(fw / 'model_int8_micro.tflite').stat().st_size};" in (fw / "edgessl_model.c").read_text()  # the firmware gets the stripped flatbuffer
+    assert "tensor names stripped" in json.loads((fw / "model_int8_micro.tflite.json").read_text())["stripped"]
     meta = json.loads((fw / "model_int8.tflite.json").read_text())
     assert meta["stage"] == "qat" and meta["label_fraction"] == 0.2 and "tflite-micro" in meta["tools"]
     fidelity = json.loads((fw / "fidelity.json").read_text())

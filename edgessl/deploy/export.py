@@ -16,6 +16,7 @@ from edgessl.deploy.exporters.onnx import export_onnx_fp32, quantize_onnx_int8
 from edgessl.deploy.exporters.tflite import calibration_inputs, export_tflite_fp32, quantize_tflite_int8
 from edgessl.deploy.fidelity import FidelityReport, check_drop, evaluate_runtimes, layer_errors
 from edgessl.deploy.pipeline import ClassifierBundle, artefact_meta, labelled_subset, test_split, write_json
+from edgessl.deploy.tflite_graph import MicroShrink, write_micro_flatbuffer
 from edgessl.runtimes import package_version
 from edgessl.runtimes.litert import LiteRTRuntime
 from edgessl.runtimes.onnxrt import OnnxRuntime
@@ -68,10 +69,20 @@ def build_int8(bundle: ClassifierBundle, out: Path, calibration_count: int = 256
     return paths
 
 
+def build_micro(int8_path: Path, path: Path, images: np.ndarray) -> tuple[Path, MicroShrink]:
+    """The flatbuffer that goes to flash (`write_micro_flatbuffer`), with its source's tensor names beside it;
+    refused unless TFLite Micro gives bit-identical outputs for both on `images`."""
+    path, shrink, names = write_micro_flatbuffer(int8_path, path)
+    if not np.array_equal(TFLMRuntime(int8_path).run(images), TFLMRuntime(path).run(images)):
+        raise RuntimeError(f"{path.name}: TFLite Micro outputs differ from {int8_path.name}'s; the stripped flatbuffer is not the same model")
+    write_json(path.with_name(path.stem + ".tensor_names.json"), {"source": int8_path.name, "tensor_names": names})
+    return path, shrink
+
+
 def fidelity(bundle: ClassifierBundle, paths: dict[str, Path], test_limit: int | None, layer_images: int = 4) -> FidelityReport:
     test = test_split(bundle, test_limit)
     runtimes = [TorchRuntime(bundle.model), OnnxRuntime(paths["onnx_int8"], "onnx-int8"),
-                LiteRTRuntime(paths["tflite_int8"], name="tflite-int8-litert"), TFLMRuntime(paths["tflite_int8"], name="tflite-int8-tflm")]  # fmt: skip
+                LiteRTRuntime(paths["tflite_int8"], name="tflite-int8-litert"), TFLMRuntime(paths["tflite_int8_micro"], name="tflite-int8-tflm")]  # fmt: skip
     report = evaluate_runtimes(runtimes, test.images, test.labels, REFERENCE)
     report.layers = layer_errors(paths["tflite_fp32"], paths["tflite_int8"], test.images[:layer_images])
     return report
@@ -88,18 +99,20 @@ def export(bundle: ClassifierBundle, fmt: str, int8: bool, out: Path, max_drop: 
         return result
     t0 = time.perf_counter()
     paths = build_int8(bundle, out)
+    paths["tflite_int8_micro"], shrink = build_micro(paths["tflite_int8"], out / "model_int8_micro.tflite", labelled_subset(bundle)[0][:8])
     report = fidelity(bundle, paths, test_limit)
     result.report = report
     write_json(out / "fidelity.json", {**report.to_dict(), **meta, "max_drop_points": max_drop, "wall_s": round(time.perf_counter() - t0, 1)})
     (out / "fidelity.md").write_text(f"# Fidelity of the int8 artefacts\n\n{report.table()}\n\nLowest per-layer cosine:\n\n{report.layer_table()}\n\n{QAT_RANGES_NOTE}\n")
     check_drop(report, REFERENCE, max_drop)
-    result.arena = measure_arena(paths["tflite_int8"])
+    result.arena = measure_arena(paths["tflite_int8_micro"])
+    extra = {"tflite_int8_micro": {"source_flatbuffer": paths["tflite_int8"].name, "stripped": shrink.note()}}
     for key, path in paths.items():
-        write_metadata(path, {**meta, "tflm_arena": result.arena if key == "tflite_int8" else None})
+        write_metadata(path, {**meta, "tflm_arena": result.arena if key.startswith("tflite_int8") else None, **extra.get(key, {})})
     result.artefacts.update(paths)
     if fmt == "c":
         arena = -(-result.arena["minimum_arena_size"] // 1024) * 1024
-        source, header = export_c_array(paths["tflite_int8"], out, bundle.classes, arena, tflm_version=package_version("tflite-micro"))
+        source, header = export_c_array(paths["tflite_int8_micro"], out, bundle.classes, arena, tflm_version=package_version("tflite-micro"))
         write_metadata(source, meta)
         result.artefacts.update({"c_source": source, "c_header": header})
     return result

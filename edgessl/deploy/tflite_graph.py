@@ -80,6 +80,17 @@ class TFLiteGraph:
         return cls(tensors, ops, [int(i) for i in sg.inputs], [int(o) for o in sg.outputs], len(raw))
 
 
+def _inline(model: object, raw: bytes) -> int:
+    """Move buffers stored after the flatbuffer (offset/size) into it; returns how many moved."""
+    moved = 0
+    for b in model.buffers:
+        if b.offset:
+            b.data = np.frombuffer(raw[b.offset : b.offset + b.size], dtype=np.uint8)
+            b.offset, b.size = 0, 0
+            moved += 1
+    return moved
+
+
 def inline_buffers(path: Path) -> int:
     """Rewrite the file with every weight inside the flatbuffer; returns how many were moved.
 
@@ -91,14 +102,96 @@ def inline_buffers(path: Path) -> int:
     fb = _schema()
     raw = Path(path).read_bytes()
     model = fb.ModelT.InitFromObj(fb.Model.GetRootAsModel(bytearray(raw), 0))
-    moved = 0
-    for b in model.buffers:
-        if b.offset:
-            b.data = np.frombuffer(raw[b.offset : b.offset + b.size], dtype=np.uint8)
-            b.offset, b.size = 0, 0
-            moved += 1
+    moved = _inline(model, raw)
     if moved:
         builder = flatbuffers.Builder(len(raw) + 1024)
         builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
         Path(path).write_bytes(bytes(builder.Output()))
     return moved
+
+
+MICRO_ALIGN = 16  # the schema's force_align for buffer data; Python's object API packs at 4
+
+
+@dataclass
+class MicroShrink:
+    """What `write_micro_flatbuffer` removed, in bytes of the source file."""
+
+    source_bytes: int
+    micro_bytes: int
+    tensor_names: int
+    zero_points: int
+
+    def note(self) -> str:
+        return (
+            f"{self.source_bytes:,} -> {self.micro_bytes:,} B: tensor names stripped ({self.tensor_names:,} B), per-channel"
+            f" weight zero points collapsed to one ({self.zero_points:,} B; TFLite Micro reads one as all-zero), "
+            f"buffers {MICRO_ALIGN}-byte aligned"
+        )
+
+
+class _AlignedBuffer:
+    """Packs like BufferT, with the data vector at MICRO_ALIGN: the generated Python code ignores the schema's force_align."""
+
+    def __init__(self, data: np.ndarray | None) -> None:
+        self.data = data
+
+    def Pack(self, builder: object) -> int:  # the object API's name: ModelT.Pack calls it
+        fb = _schema()
+        vector = None
+        if self.data is not None and len(self.data):
+            raw = np.asarray(self.data, dtype=np.uint8).tobytes()
+            builder.StartVector(1, len(raw), MICRO_ALIGN)
+            builder.head -= len(raw)
+            builder.Bytes[builder.head : builder.head + len(raw)] = raw
+            builder.vectorNumElems = len(raw)
+            vector = builder.EndVector()
+        fb.BufferStart(builder)
+        if vector is not None:
+            fb.BufferAddData(builder, vector)
+        return fb.BufferEnd(builder)
+
+
+def write_micro_flatbuffer(source: Path, path: Path) -> tuple[Path, MicroShrink, list[str]]:
+    """The firmware's copy of an int8 model: same graph and weights, without what TFLite Micro never reads.
+
+    Tensor names (all but the inputs' and outputs') go, and a per-channel zero-point array of zeros becomes a
+    single 0, which TFLite Micro expands itself (micro_allocator: "zero point arrays for weights can be reduced to
+    a single value"). LiteRT's full interpreter refuses the latter, so the host runtimes keep the source file.
+    Returns the path, what was removed and the source's tensor names by index (for on-device debugging)."""
+    import flatbuffers
+
+    fb = _schema()
+    raw = Path(source).read_bytes()
+    model = fb.ModelT.InitFromObj(fb.Model.GetRootAsModel(bytearray(raw), 0))
+    names, name_bytes, zp_bytes = [], 0, 0
+    for sg in model.subgraphs:
+        keep = set(sg.inputs) | set(sg.outputs)
+        for i, t in enumerate(sg.tensors):
+            names.append(t.name.decode() if t.name else "")
+            if i not in keep and t.name:
+                name_bytes += len(t.name)
+                t.name = b""
+            q = t.quantization
+            if q is not None and q.zeroPoint is not None and len(q.zeroPoint) > 1 and not np.any(q.zeroPoint):
+                zp_bytes += 8 * (len(q.zeroPoint) - 1)
+                q.zeroPoint = np.zeros(1, dtype=np.int64)
+    _inline(model, raw)
+    model.buffers = [_AlignedBuffer(b.data) for b in model.buffers]
+    builder = flatbuffers.Builder(len(raw) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    out = bytes(builder.Output())
+    Path(path).write_bytes(out)
+    return Path(path), MicroShrink(len(raw), len(out), name_bytes, zp_bytes), names
+
+
+def misaligned_buffers(path: Path, alignment: int = MICRO_ALIGN) -> int:
+    """How many non-empty buffer data vectors do not start at a multiple of `alignment` in the file."""
+    fb = _schema()
+    model = fb.Model.GetRootAsModel(bytearray(Path(path).read_bytes()), 0)
+    count = 0
+    for i in range(model.BuffersLength()):
+        buf = model.Buffers(i)
+        if buf.DataLength() and buf._tab.Vector(buf._tab.Offset(4)) % alignment:
+            count += 1
+    return count

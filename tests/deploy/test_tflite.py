@@ -1,6 +1,6 @@
 import numpy as np
 
-from edgessl.deploy.tflite_graph import TFLiteGraph
+from edgessl.deploy.tflite_graph import TFLiteGraph, misaligned_buffers, write_micro_flatbuffer
 from edgessl.runtimes.litert import LiteRTRuntime
 from edgessl.runtimes.tflm import TFLMRuntime, measure_arena
 
@@ -36,3 +36,16 @@ def test_a_two_stage_probe_head_converts_and_runs_in_tflite_micro(int8_two_stage
     b = TFLMRuntime(int8_two_stage_model).run(images)
     assert a.shape == b.shape == (6, 10)
     assert (a.argmax(1) == b.argmax(1)).mean() >= 0.8
+
+
+def test_the_firmware_flatbuffer_is_smaller_aligned_and_the_same_model_in_tflite_micro(int8_model, tmp_path):
+    micro, shrink, names = write_micro_flatbuffer(int8_model, tmp_path / "micro.tflite")
+    assert shrink.micro_bytes == micro.stat().st_size < shrink.source_bytes == int8_model.stat().st_size
+    assert shrink.source_bytes - shrink.micro_bytes >= 0.9 * (shrink.tensor_names + shrink.zero_points) > 100_000
+    assert misaligned_buffers(int8_model, 16) > 0 and misaligned_buffers(micro, 16) == 0
+    graph, source = TFLiteGraph.load(micro), TFLiteGraph.load(int8_model)
+    assert len(names) == len(source.tensors) and names[5] == source.tensors[5].name and graph.tensors[5].name == ""
+    assert graph.tensors[graph.inputs[0]].name == source.tensors[source.inputs[0]].name  # the application may look it up
+    images = np.random.default_rng(3).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    assert np.array_equal(TFLMRuntime(micro).run(images), TFLMRuntime(int8_model).run(images))
+    assert measure_arena(micro)["minimum_arena_size"] == measure_arena(int8_model)["minimum_arena_size"]

@@ -14,6 +14,8 @@ def test_budget_measures_the_arena_and_bounds_it_by_tensor_lifetimes(int8_model)
     assert report.arena["head"] >= report.arena_lower_bound * 0.9  # the planner cannot beat true liveness by much
     assert report.arena["head"] <= 1.25 * report.arena_lower_bound
     assert any("measured" in line.how for line in report.sram_lines) and any(line.how == "estimated" for line in report.flash_lines)
+    model_line = report.flash_lines[0]  # the flatbuffer as the firmware embeds it, smaller than the file given
+    assert model_line.bytes < int8_model.stat().st_size and f"{int8_model.stat().st_size:,} B as given" in model_line.how
     d = report.to_dict()
     assert {"schema_version", "flash_total", "sram_total", "fits", "layers", "arena_explanation"} <= d.keys()
     assert sum(layer["macs"] for layer in d["layers"]) > 20e6
