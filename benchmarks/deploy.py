@@ -49,7 +49,8 @@ def main() -> None:
     recipe = payload["recipe"]
     data, fraction, seed = recipe["data"]["path"], recipe["probe"]["label_fraction"], recipe["probe"]["seed"]
     train, test = load_split(data, "train", payload["image_size"]), load_split(data, "test", payload["image_size"])
-    probe, head, _ = linear_probe(encoder, train, test, fraction, recipe["probe"]["epochs"], seed, stages=stages, weight_decays=tuple(recipe["probe"].get("weight_decays", ())))
+    probe, head, _ = linear_probe(encoder, train, test, fraction, recipe["probe"]["epochs"], seed, stages=stages, weight_decays=tuple(recipe["probe"].get("weight_decays", ())),
+                                 augment_copies=recipe["probe"].get("augment_copies", 0))  # fmt: skip
     print(probe.protocol(), f"-> {probe.top1:.2f} %", flush=True)
     bundle = ClassifierBundle(build_classifier(encoder, head, stages=stages), train.classes, data, fraction, seed, str(args.run / "encoder.pt"), recipe, "probe")
     images, labels = labelled_subset(bundle)

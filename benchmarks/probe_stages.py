@@ -1,8 +1,9 @@
 """Which pooled features the linear probe should read: the encoder's output (stage4, the published
-protocol) or the pooled outputs of several stages concatenated, on several pretrained encoders.
+protocol) or the pooled outputs of several stages concatenated, on several pretrained encoders; with
+`--augment-copies 0 3` also with the head trained on augmented copies of the labelled images.
 
     python benchmarks/probe_stages.py --encoder runs/ssl_protocol_cifar10/encoder.pt --encoder runs/ssl_protocol_tinyimagenet/encoder.pt \
-        --stages stage4 stage3,stage4 stage2,stage3,stage4
+        --stages stage4 stage3,stage4 stage2,stage3,stage4 [--augment-copies 0 3 --output probe_stages_aug]
 """
 
 from __future__ import annotations
@@ -22,17 +23,21 @@ from edgessl.models.tinynext import OUTPUT_STAGES as BASELINE
 from edgessl.models.tinynext import parse_stages
 
 
-def measure(encoder_path: Path, variants: list[tuple[str, ...]]) -> dict:
-    """One row per encoder: the probe's top-1 for each stage set, on the data and probe settings it was pretrained with."""
+def variant_name(stages: tuple[str, ...], copies: int) -> str:
+    return "+".join(stages) + (f" + {copies} aug" if copies else "")
+
+
+def measure(encoder_path: Path, variants: list[tuple[tuple[str, ...], int]]) -> dict:
+    """One row per encoder: the probe's top-1 for each (stage set, augmented copies), on the data and probe settings it was pretrained with."""
     encoder, payload = load_encoder(encoder_path)
     recipe = payload["recipe"]
     data, probe = recipe["data"]["path"], recipe["probe"]
     train = load_split(data, "train", payload["image_size"])
     test = load_split(data, recipe["data"].get("test_split", "test"), payload["image_size"])
     top1, decays = {}, tuple(probe.get("weight_decays", ()))
-    for stages in variants:
-        result, _, _ = linear_probe(encoder, train, test, probe["label_fraction"], probe["epochs"], probe["seed"], stages=stages, weight_decays=decays)
-        top1["+".join(stages)] = round(result.top1, 2)
+    for stages, copies in variants:
+        result, _, _ = linear_probe(encoder, train, test, probe["label_fraction"], probe["epochs"], probe["seed"], stages=stages, weight_decays=decays, augment_copies=copies)
+        top1[variant_name(stages, copies)] = round(result.top1, 2)
         print(f"{encoder_path}: {result.protocol()} -> {result.top1:.2f} %", flush=True)
     return {"encoder": str(encoder_path), "data": data, "label_fraction": probe["label_fraction"], "top1": top1}
 
@@ -41,30 +46,37 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--encoder", type=Path, action="append", required=True, help="encoder.pt (repeat for several)")
     p.add_argument("--stages", nargs="+", default=["stage4", "stage3,stage4"], help="stage sets, e.g. stage4 stage3,stage4")
+    p.add_argument("--augment-copies", type=int, nargs="+", default=[0], help="augmented copies of each labelled image (probe.augment_copies), e.g. 0 3")
+    p.add_argument("--output", default="probe_stages", help="results name under benchmarks/results/")
     args = p.parse_args()
+    if min(args.augment_copies) < 0:
+        p.error("--augment-copies must be 0 or more")
     try:
         args.stages = [parse_stages(text) for text in args.stages]
     except ValueError as err:
         p.error(str(err))
     t0 = time.perf_counter()
-    rows = [measure(path, args.stages) for path in args.encoder]
-    names = ["+".join(s) for s in args.stages]
+    variants = [(stages, copies) for copies in args.augment_copies for stages in args.stages]
+    rows = [measure(path, variants) for path in args.encoder]
+    names = [variant_name(*v) for v in variants]
     base = "+".join(BASELINE)
     gains = {n: [r["top1"][n] - r["top1"][base] for r in rows] for n in names if n != base and base in names}
     env = environment()
     md = ["# Linear probe: which stages' pooled features", "", f"Reproduce: `{command_line()}`", "",
           f"Each encoder probed on the data, label fraction, epochs and seed it was pretrained with (its recipe); features standardised "
           f"with train-subset mean/std; {device_text(env)}, torch {env['torch']}, {(time.perf_counter() - t0) / 60:.0f} min, {env['date']}. "
-          f"`{base}` is the encoder's output, the published protocol and the one every other table reports.", "",
+          f"`{base}` is the encoder's output, the published protocol and the one every other table reports; `+ N aug`: the head also trains on N "
+          f"augmented copies of each labelled image (mirror, then random shifts; `probe.augment_copies`).", "",
           "| encoder | data | " + " | ".join(f"{n} top-1 %" for n in names) + " |", "|---|---|" + "---|" * len(names)]  # fmt: skip
     for r in rows:
         md.append(f"| `{r['encoder']}` | {Path(r['data']).name} | " + " | ".join(f"{r['top1'][n]:.2f}" for n in names) + " |")
     for name, g in gains.items():
         md += ["", f"`{name}` against `{base}`: {min(g):+.2f} to {max(g):+.2f} points over {len(g)} encoders (mean {sum(g) / len(g):+.2f})."]
-    summary = {f"mean_gain_points_{n.replace('+', '_')}": round(sum(g) / len(g), 2) for n, g in gains.items()}
-    summary |= {f"min_gain_points_{n.replace('+', '_')}": round(min(g), 2) for n, g in gains.items()}
+    key = {n: n.replace(" + ", "_").replace(" ", "_").replace("+", "_") for n in gains}
+    summary = {f"mean_gain_points_{key[n]}": round(sum(g) / len(g), 2) for n, g in gains.items()}
+    summary |= {f"min_gain_points_{key[n]}": round(min(g), 2) for n, g in gains.items()}
     summary["encoders"] = len(rows)
-    write_results("probe_stages", {"summary": summary, "rows": rows, "environment": env, "command": command_line()}, "\n".join(md) + "\n")
+    write_results(args.output, {"summary": summary, "rows": rows, "environment": env, "command": command_line()}, "\n".join(md) + "\n")
 
 
 if __name__ == "__main__":

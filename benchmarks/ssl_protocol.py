@@ -57,12 +57,13 @@ def run(args: argparse.Namespace, previous: dict) -> dict | None:
     curve, curve_seconds = read_probe_curve(result.out_dir / "probe_curve.csv")
     train = load_split(args.data, "train", recipe.data.image_size)
     test = load_split(args.data, recipe.data.test_split, recipe.data.image_size)
-    fraction, epochs, decays = recipe.probe.label_fraction, recipe.probe.epochs, recipe.probe.weight_decays
+    fraction, epochs, decays, copies = recipe.probe.label_fraction, recipe.probe.epochs, recipe.probe.weight_decays, recipe.probe.augment_copies
     encoder, _ = load_encoder(result.encoder_path)
-    probe, _, _ = linear_probe(encoder, train, test, fraction, epochs, args.seed, weight_decays=decays)
+    probe, _, _ = linear_probe(encoder, train, test, fraction, epochs, args.seed, weight_decays=decays, augment_copies=copies)
     print(probe.protocol(), f"-> {probe.top1:.2f} %", flush=True)
     torch.manual_seed(args.seed)
-    random_probe, _, _ = linear_probe(create_encoder(recipe.encoder, recipe.data.image_size), train, test, fraction, epochs, args.seed, weight_decays=decays)
+    random_init = create_encoder(recipe.encoder, recipe.data.image_size)
+    random_probe, _, _ = linear_probe(random_init, train, test, fraction, epochs, args.seed, weight_decays=decays, augment_copies=copies)
     print(f"random-init probe: {random_probe.top1:.2f} %", flush=True)
     rows = {
         "published": {"top1": PUBLISHED[key], "how": "published reference for the method (linear probe, 20 % labels)"},

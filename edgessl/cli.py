@@ -73,7 +73,9 @@ def _probe(checkpoint: Path, data: str, config: ProbeConfig, out_dir: Path) -> N
         return
     test = load_split(data, "test", payload["image_size"])
     fraction, seed = config.label_fraction, config.seed
-    result, head, indices = linear_probe(encoder, train, test, fraction, config.epochs, seed, stages=config.stages, weight_decays=config.weight_decays)
+    result, head, indices = linear_probe(
+        encoder, train, test, fraction, config.epochs, seed, stages=config.stages, weight_decays=config.weight_decays, augment_copies=config.augment_copies
+    )
     typer.echo(result.protocol())
     typer.echo(f"linear probe top-1: {result.top1:.2f} %")
     save_indices(out_dir / "label_indices.json", indices, fraction, seed)
@@ -114,6 +116,7 @@ def probe(
     weight_decays: Annotated[
         str, typer.Option(help="comma-separated weight decays to choose from on a held-out 20 % of the labelled images, e.g. 0.0005,0.05,0.2,0.5,1 (empty: 5e-4)")
     ] = "",
+    augment_copies: Annotated[int, typer.Option(help="augmented copies of each labelled image the head also trains on (mirror, then shifts); 0: none")] = 0,
 ) -> None:
     """Linear probe of a frozen encoder with a fraction of the labels."""
     from edgessl.data.readers import DataError
@@ -123,7 +126,9 @@ def probe(
     try:
         payload = load(checkpoint)
         decays = _weight_decays(weight_decays)
-        config = ProbeConfig(label_fraction, epochs, seed, stages=parse_stages(stages), weight_decays=decays)
+        if augment_copies < 0:
+            raise ValueError(f"--augment-copies must be 0 or more, got {augment_copies}")
+        config = ProbeConfig(label_fraction, epochs, seed, stages=parse_stages(stages), weight_decays=decays, augment_copies=augment_copies)
         _probe(checkpoint, data or payload["recipe"]["data"]["path"], config, out or checkpoint.parent)
     except (DataError, ValueError, FileNotFoundError) as err:
         _fail(str(err))

@@ -96,6 +96,10 @@ class ProbeConfig:
     # non-empty: the probe's weight decay is chosen from these on a held-out 20 % of the labelled images (the test
     # split never picks it); empty: a fixed 5e-4, the protocol of every result recorded before 2026-12-01
     weight_decays: tuple[float, ...] = ()
+    # > 0: the head also trains on this many augmented copies of each labelled image (mirror, then shifts:
+    # eval/probe.py augmented_copies), the crop + flip of SimCLR's linear evaluation; 0: unaugmented, as every
+    # result recorded before 2026-12-02
+    augment_copies: int = 0
 
 
 @dataclass

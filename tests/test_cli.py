@@ -54,12 +54,14 @@ def test_smoke_recipe_end_to_end_with_probe(tmp_path):
     probe = json.loads((tmp_path / "probe.json").read_text())
     assert probe["label_fraction"] == 0.2 and probe["top1"] > 25
     assert json.loads((tmp_path / "label_indices.json").read_text())["count"] == probe["train_images"]
-    args = ["--stages", "stage3,stage4", "--weight-decays", "0.0005,0.2", "--out", str(tmp_path / "p2")]
+    args = ["--stages", "stage3,stage4", "--weight-decays", "0.0005,0.2", "--augment-copies", "2", "--out", str(tmp_path / "p2")]
     probed = runner.invoke(app, ["probe", "--checkpoint", str(tmp_path / "encoder.pt"), *args])
     assert probed.exit_code == 0, probed.output
     second = json.loads((tmp_path / "p2" / "probe.json").read_text())
-    assert second["stages"] == ["stage3", "stage4"] and set(second["held_out_top1"]) == {"0.0005", "0.2"}
+    assert second["stages"] == ["stage3", "stage4"] and set(second["held_out_top1"]) == {"0.0005", "0.2"} and second["augment_copies"] == 2
     refused = runner.invoke(app, ["probe", "--checkpoint", str(tmp_path / "encoder.pt"), "--stages", "stage9"])
     assert refused.exit_code != 0 and "stage1, stage2, stage3, stage4" in refused.output
     refused = runner.invoke(app, ["probe", "--checkpoint", str(tmp_path / "encoder.pt"), "--weight-decays", "0.1,x"])
     assert refused.exit_code != 0 and "--weight-decays: expected comma-separated non-negative numbers" in refused.output
+    refused = runner.invoke(app, ["probe", "--checkpoint", str(tmp_path / "encoder.pt"), "--augment-copies", "-1"])
+    assert refused.exit_code != 0 and "--augment-copies must be 0 or more" in refused.output

@@ -55,3 +55,8 @@ def test_probe_weight_decays_read_as_floats_and_default_to_empty():
     for text in ("0.0005,0.2,1", "[5e-4, 0.2, 1]"):
         assert load_recipe(None, [f"probe.weight_decays={text}"]).probe.weight_decays == (5e-4, 0.2, 1.0)
     assert load_recipe(None, []).probe.weight_decays == ()
+
+
+def test_probe_augment_copies_default_to_none():
+    assert load_recipe(None, []).probe.augment_copies == 0
+    assert load_recipe(None, ["probe.augment_copies=3"]).probe.augment_copies == 3

@@ -17,6 +17,7 @@ from edgessl.models.tinynext import OUTPUT_STAGES
 
 DEFAULT_WEIGHT_DECAY = 5e-4
 HELD_OUT = 0.2  # share of each class's labelled images that selects the weight decay (`probe.weight_decays`)
+SHIFT_DIVISOR = 8  # augmented copies are shifted by up to image_size / 8 pixels (4 at 32x32)
 
 
 @dataclass
@@ -31,12 +32,15 @@ class ProbeResult:
     stages: tuple[str, ...] = OUTPUT_STAGES  # whose pooled outputs are the features (stage4: the encoder's output)
     weight_decay: float = DEFAULT_WEIGHT_DECAY
     held_out_top1: dict[str, float] | None = None  # candidate weight decay -> top-1 on the held-out labelled images
+    augment_copies: int = 0  # augmented copies of each labelled image the head also trains on (`augmented_copies`)
 
     def protocol(self) -> str:
         features = "features" if self.stages == OUTPUT_STAGES else f"pooled {' + '.join(self.stages)} features"
         text = (
             f"linear probe: seed {self.seed}, label fraction {self.label_fraction:g} ({self.train_images} labelled images), {self.epochs} epochs, {features} {self.feature_norm}, "
         )
+        if self.augment_copies:
+            text += f"trained on each labelled image and {self.augment_copies} augmented copies (mirror, then shifts of up to 1/{SHIFT_DIVISOR} of the side, mirrored at random), "
         if self.held_out_top1:
             candidates = " / ".join(self.held_out_top1)
             text += f"weight decay {self.weight_decay:g} chosen from {candidates} on a held-out {HELD_OUT:.0%} of the labelled images, "
@@ -95,33 +99,64 @@ def linear_probe(
     device: str = "cpu",
     stages: tuple[str, ...] = OUTPUT_STAGES,
     weight_decays: tuple[float, ...] = (),
+    augment_copies: int = 0,
 ) -> tuple[ProbeResult, ProbeHead, np.ndarray]:
     """Returns the result, the classifier on raw pooled features of `stages`, and the labelled indices used.
-    `weight_decays`: candidates chosen between on held-out labelled images (`select_weight_decay`); empty keeps 5e-4."""
+    `weight_decays`: candidates chosen between on held-out labelled images (`select_weight_decay`); empty keeps 5e-4.
+    `augment_copies`: the head also trains on that many augmented copies of each labelled image (`augmented_copies`)."""
     if not train.labelled or not test.labelled:
         raise ValueError("the linear probe needs labels in both splits (class sub-folders or .cls entries)")
     indices = label_fraction_indices(train.labels, fraction, seed)
-    f_train = extract_features(encoder, train.images[indices], device=device, stages=stages)
+    views = [train.images[indices], *augmented_copies(train.images[indices], augment_copies, seed)]
+    f_views = torch.stack([extract_features(encoder, v, device=device, stages=stages) for v in views])  # copies x images x features
     f_test = extract_features(encoder, test.images, device=device, stages=stages)
     classes = int(max(train.labels.max(), test.labels.max())) + 1
     y_train = train.labels[indices]
     weight_decay, held_out = DEFAULT_WEIGHT_DECAY, None
     if weight_decays:
-        weight_decay, held_out = select_weight_decay(f_train, y_train, classes, epochs, seed, weight_decays)
-    top1, head = fit_probe(f_train, y_train, f_test, test.labels, classes, epochs, seed, weight_decay)
-    result = ProbeResult(top1, fraction, len(indices), len(test), epochs, seed, stages=tuple(stages), weight_decay=weight_decay, held_out_top1=held_out)
+        weight_decay, held_out = select_weight_decay(f_views, y_train, classes, epochs, seed, weight_decays)
+    top1, head = fit_probe(*_flatten(f_views, y_train), f_test, test.labels, classes, epochs, seed, weight_decay)
+    result = ProbeResult(top1, fraction, len(indices), len(test), epochs, seed, stages=tuple(stages), weight_decay=weight_decay, held_out_top1=held_out,
+                         augment_copies=augment_copies)  # fmt: skip
     return result, head, indices
 
 
-def select_weight_decay(f_train: torch.Tensor, y_train: np.ndarray, classes: int, epochs: int, seed: int, candidates: tuple[float, ...]) -> tuple[float, dict[str, float]]:
+def augmented_copies(images: np.ndarray, copies: int, seed: int) -> list[np.ndarray]:
+    """The probe's training augmentation, as in SimCLR's linear evaluation (crop + flip), on uint8 NHWC images:
+    the first copy is the mirror image, later ones are shifted by up to side / SHIFT_DIVISOR pixels (reflect
+    padding) and mirrored at random, a seeded draw per image (what it buys: benchmarks/results/README.md)."""
+    if copies <= 0:
+        return []
+    n, h, w, _ = images.shape
+    shift = max(1, h // SHIFT_DIVISOR)
+    padded = np.pad(images, ((0, 0), (shift, shift), (shift, shift), (0, 0)), mode="reflect")
+    rng = np.random.default_rng(seed + 2)
+    out = [np.ascontiguousarray(images[:, :, ::-1])]
+    for _ in range(copies - 1):
+        dy, dx = rng.integers(0, 2 * shift + 1, (2, n))
+        mirror = rng.random(n) < 0.5
+        copy = np.stack([padded[i, dy[i] : dy[i] + h, dx[i] : dx[i] + w] for i in range(n)])
+        copy[mirror] = copy[mirror][:, :, ::-1]
+        out.append(copy)
+    return out
+
+
+def _flatten(f_views: torch.Tensor, labels: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
+    """copies x images x features -> (copies * images) x features, with the labels repeated to match."""
+    return f_views.flatten(0, 1), np.tile(labels, f_views.shape[0])
+
+
+def select_weight_decay(f_views: torch.Tensor, y_train: np.ndarray, classes: int, epochs: int, seed: int, candidates: tuple[float, ...]) -> tuple[float, dict[str, float]]:
     """Fit each candidate on the labelled images less a stratified HELD_OUT share and keep the best top-1 on that
     share, so the test split never picks it. Why: the fixed 5e-4 under-regularises a 200-class probe on 50 labels
     a class (Tiny-ImageNet at 20 %: section tinyimagenet_64ep_nogrl_wd of benchmarks/results/ssl_protocol.md).
-    Returns the choice and every candidate's held-out top-1."""
+    `f_views`: copies x images x features; a held-out image's augmented copies stay out of the fit, and the held-out
+    share is scored on the unaugmented images. Returns the choice and every candidate's held-out top-1."""
     held = np.zeros(len(y_train), dtype=bool)
     held[label_fraction_indices(y_train, HELD_OUT, seed + 1)] = True
     fit, val = torch.from_numpy(~held), torch.from_numpy(held)
-    scores = [round(fit_probe(f_train[fit], y_train[~held], f_train[val], y_train[held], classes, epochs, seed, wd)[0], 2) for wd in candidates]
+    f_fit, y_fit = _flatten(f_views[:, fit], y_train[~held])
+    scores = [round(fit_probe(f_fit, y_fit, f_views[0, val], y_train[held], classes, epochs, seed, wd)[0], 2) for wd in candidates]
     best = scores.index(max(scores))  # equal scores keep the earlier candidate
     return candidates[best], {f"{wd:g}": score for wd, score in zip(candidates, scores, strict=True)}
 

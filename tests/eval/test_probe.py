@@ -1,8 +1,10 @@
+import numpy as np
 import torch
 from torch import nn
 
+from edgessl.data.splits import label_fraction_indices
 from edgessl.data.synthetic import synthetic_split
-from edgessl.eval.probe import ProbeHead, linear_probe
+from edgessl.eval.probe import HELD_OUT, ProbeHead, augmented_copies, linear_probe, select_weight_decay
 from edgessl.models import create_encoder
 
 
@@ -47,3 +49,39 @@ def test_without_candidates_the_probe_keeps_the_fixed_weight_decay():
     train, test = synthetic_split("train"), synthetic_split("test")
     result, _, _ = linear_probe(create_encoder("tinynext_t", 32), train, test, 0.25, epochs=2)
     assert result.weight_decay == 5e-4 and result.held_out_top1 is None and "chosen" not in result.protocol()
+
+
+def test_augmented_copies_are_a_mirror_then_seeded_shifts_within_an_eighth_of_the_side():
+    images = np.random.default_rng(0).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
+    assert augmented_copies(images, 0, seed=0) == []
+    copies = augmented_copies(images, 3, seed=0)
+    assert len(copies) == 3 and all(c.shape == images.shape and c.dtype == np.uint8 for c in copies)
+    assert np.array_equal(copies[0], images[:, :, ::-1])
+    padded = np.pad(images, ((0, 0), (4, 4), (4, 4), (0, 0)), mode="reflect")
+    for copy in copies[1:]:
+        for img, pad in zip(copy, padded, strict=True):  # each is some window of the padded image, mirrored or not
+            windows = [pad[dy : dy + 32, dx : dx + 32] for dy in range(9) for dx in range(9)]
+            assert any(np.array_equal(img, w) or np.array_equal(img, w[:, ::-1]) for w in windows)
+    assert all(np.array_equal(a, b) for a, b in zip(copies, augmented_copies(images, 3, seed=0), strict=True))
+    assert not np.array_equal(copies[2], augmented_copies(images, 3, seed=1)[2])
+
+
+def test_probe_on_augmented_copies_says_so_and_keeps_the_deployable_head():
+    torch.manual_seed(0)
+    train, test = synthetic_split("train"), synthetic_split("test")
+    result, head, indices = linear_probe(create_encoder("tinynext_t", 32), train, test, 0.25, epochs=10, weight_decays=(0.2, 5e-4), augment_copies=2)
+    assert result.augment_copies == 2 and result.train_images == len(indices) == 128  # labelled images, not feature rows
+    assert "trained on each labelled image and 2 augmented copies" in result.protocol() and set(result.held_out_top1) == {"0.2", "0.0005"}
+    assert head.linear.in_features == 192 and result.top1 > 50
+
+
+def test_a_held_out_images_augmented_copies_stay_out_of_the_fit():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(4), 40)
+    clean = torch.from_numpy(np.eye(4)[labels] * 3 + rng.normal(size=(160, 4))).float()
+    views = torch.stack([clean, clean.clone()])
+    held = np.zeros(160, dtype=bool)
+    held[label_fraction_indices(labels, HELD_OUT, 1)] = True  # the share select_weight_decay holds out with seed 0
+    views[1, torch.from_numpy(held)] = float("nan")  # a fit that read these would train on NaN and score at chance
+    _, scores = select_weight_decay(views, labels, 4, 300, 0, (5e-4,))
+    assert scores["0.0005"] > 90
