@@ -17,6 +17,20 @@ def _schema():
     return fb
 
 
+def _object_model(raw: bytes) -> object:
+    """The flatbuffer as the schema's mutable object API (ModelT)."""
+    fb = _schema()
+    return fb.ModelT.InitFromObj(fb.Model.GetRootAsModel(bytearray(raw), 0))
+
+
+def _pack(model: object, size_hint: int) -> bytes:
+    import flatbuffers
+
+    builder = flatbuffers.Builder(size_hint + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
 def _enum_names(enum: type) -> dict[int, str]:
     return {v: k for k, v in vars(enum).items() if not k.startswith("_") and isinstance(v, int)}
 
@@ -57,7 +71,7 @@ class TFLiteGraph:
     def load(cls, path: Path) -> TFLiteGraph:
         fb = _schema()
         raw = Path(path).read_bytes()
-        model = fb.ModelT.InitFromObj(fb.Model.GetRootAsModel(bytearray(raw), 0))
+        model = _object_model(raw)
         sg = model.subgraphs[0]
         types, builtins = _enum_names(fb.TensorType), _enum_names(fb.BuiltinOperator)
         tensors = []
@@ -97,16 +111,11 @@ def inline_buffers(path: Path) -> int:
     ai-edge-quantizer stores large weights after the flatbuffer (buffer offset/size). TFLite Micro
     does not read those: it runs, but with weights in the arena and wrong outputs (measured here:
     arena 1.18 MB instead of 254 KB, and outputs that disagree with LiteRT)."""
-    import flatbuffers
-
-    fb = _schema()
     raw = Path(path).read_bytes()
-    model = fb.ModelT.InitFromObj(fb.Model.GetRootAsModel(bytearray(raw), 0))
+    model = _object_model(raw)
     moved = _inline(model, raw)
     if moved:
-        builder = flatbuffers.Builder(len(raw) + 1024)
-        builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-        Path(path).write_bytes(bytes(builder.Output()))
+        Path(path).write_bytes(_pack(model, len(raw)))
     return moved
 
 
@@ -159,11 +168,8 @@ def write_micro_flatbuffer(source: Path, path: Path) -> tuple[Path, MicroShrink,
     single 0, which TFLite Micro expands itself (micro_allocator: "zero point arrays for weights can be reduced to
     a single value"). LiteRT's full interpreter refuses the latter, so the host runtimes keep the source file.
     Returns the path, what was removed and the source's tensor names by index (for on-device debugging)."""
-    import flatbuffers
-
-    fb = _schema()
     raw = Path(source).read_bytes()
-    model = fb.ModelT.InitFromObj(fb.Model.GetRootAsModel(bytearray(raw), 0))
+    model = _object_model(raw)
     names, name_bytes, zp_bytes = [], 0, 0
     for sg in model.subgraphs:
         keep = set(sg.inputs) | set(sg.outputs)
@@ -178,9 +184,7 @@ def write_micro_flatbuffer(source: Path, path: Path) -> tuple[Path, MicroShrink,
                 q.zeroPoint = np.zeros(1, dtype=np.int64)
     _inline(model, raw)
     model.buffers = [_AlignedBuffer(b.data) for b in model.buffers]
-    builder = flatbuffers.Builder(len(raw) + 1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    out = bytes(builder.Output())
+    out = _pack(model, len(raw))
     Path(path).write_bytes(out)
     return Path(path), MicroShrink(len(raw), len(out), name_bytes, zp_bytes), names
 

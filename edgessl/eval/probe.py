@@ -107,7 +107,8 @@ def linear_probe(
     if not train.labelled or not test.labelled:
         raise ValueError("the linear probe needs labels in both splits (class sub-folders or .cls entries)")
     indices = label_fraction_indices(train.labels, fraction, seed)
-    views = [train.images[indices], *augmented_copies(train.images[indices], augment_copies, seed)]
+    labelled = train.images[indices]
+    views = [labelled, *augmented_copies(labelled, augment_copies, seed)]
     f_views = torch.stack([extract_features(encoder, v, device=device, stages=stages) for v in views])  # copies x images x features
     f_test = extract_features(encoder, test.images, device=device, stages=stages)
     classes = int(max(train.labels.max(), test.labels.max())) + 1
