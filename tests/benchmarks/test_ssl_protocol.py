@@ -104,3 +104,12 @@ def test_a_resumed_run_counts_every_segments_probe_time_and_reports_the_chosen_w
     assert len(curve) == 3 and 0 < seconds[0] < seconds[1]  # the second segment's probe added to the first's
     for row in (rows["edgessl_ssl_probe"], rows["random_init_probe"]):
         assert set(row["probe_held_out_top1"]) == {"0.0005", "0.2"} and row["probe_weight_decay"] in (0.0005, 0.2)
+
+
+def test_summary_headline_is_the_best_budget_and_keeps_the_default() -> None:
+    default, longer = section(63.0, 14), section(70.0, 28)
+    longer["environment"] |= {"date": "2026-12-02"}
+    summary = ssl_protocol.summary({"cifar10": default, "cifar10_28ep": longer})
+    assert summary["cifar10_linear_probe_top1"] == summary["cifar10_linear_probe_top1_best"] == 70.0
+    assert summary["cifar10_linear_probe_top1_default"] == 63.0
+    assert summary["cifar10_best_budget"].startswith("28 epochs")
