@@ -71,7 +71,8 @@ def main() -> None:
     for r in rows:
         md.append(f"| `{r['encoder']}` | {Path(r['data']).name} | " + " | ".join(f"{r['top1'][n]:.2f}" for n in names) + " |")
     for name, g in gains.items():
-        md += ["", f"`{name}` against `{base}`: {min(g):+.2f} to {max(g):+.2f} points over {len(g)} encoders (mean {sum(g) / len(g):+.2f})."]
+        spread = f"{g[0]:+.2f} points on 1 encoder" if len(g) == 1 else f"{min(g):+.2f} to {max(g):+.2f} points over {len(g)} encoders (mean {sum(g) / len(g):+.2f})"
+        md += ["", f"`{name}` against `{base}`: {spread}."]
     key = {n: n.replace(" + ", "_").replace(" ", "_").replace("+", "_") for n in gains}
     summary = {f"mean_gain_points_{key[n]}": round(sum(g) / len(g), 2) for n, g in gains.items()}
     summary |= {f"min_gain_points_{key[n]}": round(min(g), 2) for n, g in gains.items()}
