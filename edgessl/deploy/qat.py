@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgessl.data.augment import random_resized_crop
+from edgessl.train.allocator import keep_freed_memory
 
 
 @dataclass
@@ -64,6 +65,7 @@ def qat_finetune(
     os.environ.setdefault("NNCF_EXTENSION_LOAD_TIMEOUT", "900")
     import nncf
 
+    keep_freed_memory()
     torch.manual_seed(seed)
     model = copy.deepcopy(model).eval()
     x_all, y_all = torch.from_numpy(images), torch.from_numpy(labels)

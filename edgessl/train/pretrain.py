@@ -24,6 +24,7 @@ from edgessl.models.tinynext import check_stages
 from edgessl.recipe import Recipe, RecipeError, recipe_changes
 from edgessl.ssl.dual_corruption import DualCorruptionSSL
 from edgessl.ssl.scheduler import DynamicCorruptionScheduler
+from edgessl.train.allocator import keep_freed_memory
 from edgessl.train.checkpoint import encoder_payload, load, save_atomic
 from edgessl.train.distributed import DistContext, barrier, cleanup, init_distributed, mean_across_ranks, parameter_checksums, rank0_decides, shard
 from edgessl.train.ema import EncoderEMA
@@ -60,6 +61,7 @@ def lr_at(step: int, total: int, warmup: int, base: float) -> float:
 
 
 def setup_torch(recipe: Recipe) -> None:
+    keep_freed_memory()
     torch.manual_seed(recipe.seed)
     if recipe.threads > 0:
         torch.set_num_threads(recipe.threads)
