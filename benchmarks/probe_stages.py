@@ -22,9 +22,25 @@ from edgessl.eval.probe import linear_probe
 from edgessl.models.tinynext import OUTPUT_STAGES as BASELINE
 from edgessl.models.tinynext import parse_stages
 
+BASE = "+".join(BASELINE)
+
 
 def variant_name(stages: tuple[str, ...], copies: int) -> str:
     return "+".join(stages) + (f" + {copies} aug" if copies else "")
+
+
+def gains_over_baseline(rows: list[dict], names: list[str]) -> tuple[dict, list[str]]:
+    """Each variant's top-1 less the baseline's on the same encoder: the summary (mean and least gain per variant)
+    and one Markdown sentence per variant. Empty when the baseline was not measured."""
+    gains = {n: [r["top1"][n] - r["top1"][BASE] for r in rows] for n in names if n != BASE and BASE in names}
+    lines = []
+    for name, g in gains.items():
+        spread = f"{g[0]:+.2f} points on 1 encoder" if len(g) == 1 else f"{min(g):+.2f} to {max(g):+.2f} points over {len(g)} encoders (mean {sum(g) / len(g):+.2f})"
+        lines += ["", f"`{name}` against `{BASE}`: {spread}."]
+    key = {n: n.replace(" + ", "_").replace(" ", "_").replace("+", "_") for n in gains}
+    summary = {f"mean_gain_points_{key[n]}": round(sum(g) / len(g), 2) for n, g in gains.items()}
+    summary |= {f"min_gain_points_{key[n]}": round(min(g), 2) for n, g in gains.items()}
+    return summary | {"encoders": len(rows)}, lines
 
 
 def measure(encoder_path: Path, variants: list[tuple[tuple[str, ...], int]]) -> dict:
@@ -59,24 +75,17 @@ def main() -> None:
     variants = [(stages, copies) for copies in args.augment_copies for stages in args.stages]
     rows = [measure(path, variants) for path in args.encoder]
     names = [variant_name(*v) for v in variants]
-    base = "+".join(BASELINE)
-    gains = {n: [r["top1"][n] - r["top1"][base] for r in rows] for n in names if n != base and base in names}
     env = environment()
     md = ["# Linear probe: which stages' pooled features", "", f"Reproduce: `{command_line()}`", "",
           f"Each encoder probed on the data, label fraction, epochs and seed it was pretrained with (its recipe); features standardised "
           f"with train-subset mean/std; {device_text(env)}, torch {env['torch']}, {(time.perf_counter() - t0) / 60:.0f} min, {env['date']}. "
-          f"`{base}` is the encoder's output, the published protocol and the one every other table reports; `+ N aug`: the head also trains on N "
+          f"`{BASE}` is the encoder's output, the published protocol and the one every other table reports; `+ N aug`: the head also trains on N "
           f"augmented copies of each labelled image (mirror, then random shifts; `probe.augment_copies`).", "",
           "| encoder | data | " + " | ".join(f"{n} top-1 %" for n in names) + " |", "|---|---|" + "---|" * len(names)]  # fmt: skip
     for r in rows:
         md.append(f"| `{r['encoder']}` | {Path(r['data']).name} | " + " | ".join(f"{r['top1'][n]:.2f}" for n in names) + " |")
-    for name, g in gains.items():
-        spread = f"{g[0]:+.2f} points on 1 encoder" if len(g) == 1 else f"{min(g):+.2f} to {max(g):+.2f} points over {len(g)} encoders (mean {sum(g) / len(g):+.2f})"
-        md += ["", f"`{name}` against `{base}`: {spread}."]
-    key = {n: n.replace(" + ", "_").replace(" ", "_").replace("+", "_") for n in gains}
-    summary = {f"mean_gain_points_{key[n]}": round(sum(g) / len(g), 2) for n, g in gains.items()}
-    summary |= {f"min_gain_points_{key[n]}": round(min(g), 2) for n, g in gains.items()}
-    summary["encoders"] = len(rows)
+    summary, gain_lines = gains_over_baseline(rows, names)
+    md += gain_lines
     write_results(args.output, {"summary": summary, "rows": rows, "environment": env, "command": command_line()}, "\n".join(md) + "\n")
 
 
