@@ -58,9 +58,11 @@ def export_fp32(bundle: ClassifierBundle, fmt: str, out: Path, probe_images: np.
     return path
 
 
-def build_int8(bundle: ClassifierBundle, out: Path, calibration_count: int = 256) -> dict[str, Path]:
-    """fp32 and int8 of both ONNX and TFLite, each fp32 file checked against PyTorch."""
-    train_images, _ = labelled_subset(bundle)
+def build_int8(bundle: ClassifierBundle, out: Path, train_images: np.ndarray | None = None, calibration_count: int = 256) -> dict[str, Path]:
+    """fp32 and int8 of both ONNX and TFLite, each fp32 file checked against PyTorch; `train_images`: the bundle's
+    labelled images (`labelled_subset`), read here when not given."""
+    if train_images is None:
+        train_images, _ = labelled_subset(bundle)
     calib = calibration_inputs(train_images, calibration_count)
     paths = {"onnx_fp32": export_fp32(bundle, "onnx", out, train_images[:16])}
     paths["onnx_int8"] = quantize_onnx_int8(paths["onnx_fp32"], calib, out / "model_int8.onnx")
@@ -98,8 +100,9 @@ def export(bundle: ClassifierBundle, fmt: str, int8: bool, out: Path, max_drop: 
         result.artefacts[f"{fmt}_fp32"] = path
         return result
     t0 = time.perf_counter()
-    paths = build_int8(bundle, out)
-    paths["tflite_int8_micro"], shrink = build_micro(paths["tflite_int8"], out / "model_int8_micro.tflite", labelled_subset(bundle)[0][:8])
+    train_images, _ = labelled_subset(bundle)
+    paths = build_int8(bundle, out, train_images)
+    paths["tflite_int8_micro"], shrink = build_micro(paths["tflite_int8"], out / "model_int8_micro.tflite", train_images[:8])
     report = fidelity(bundle, paths, test_limit)
     result.report = report
     write_json(out / "fidelity.json", {**report.to_dict(), **meta, "max_drop_points": max_drop, "wall_s": round(time.perf_counter() - t0, 1)})

@@ -1,8 +1,8 @@
 """Keep freed activation memory in the process instead of handing it back to the kernel.
 
-glibc serves blocks above its mmap threshold (dynamic, starting at 128 KiB) with a fresh mmap and returns them with
-munmap, so every 8-16 MiB activation of a training step is zero-filled page by page on first touch: 30k-130k page
-faults a step on this project's CPU, where the tuned allocator has none (benchmarks/results/README.md, "Throughput").
+With its defaults glibc hands freed memory back to the kernel (munmap of blocks above its dynamic mmap threshold,
+trimming of the heap top above its trim threshold), so a training step's 8-16 MiB activations are zero-filled afresh,
+page by page: 30k-130k page faults a step on this project's CPU, none once tuned (benchmarks/results/README.md).
 Setting the thresholds by hand (what MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ do at start-up) keeps those
 blocks on the heap for reuse. It changes no numbers, only where memory comes from; the process keeps its peak.
 """
