@@ -247,11 +247,11 @@ def _int8_model(model: Path, out: Path | None) -> Path:
             _fail(f"{model} not found")
         return model
     from edgessl.deploy.export import build_int8
-    from edgessl.deploy.pipeline import load_bundle
+    from edgessl.deploy.pipeline import labelled_subset, load_bundle
 
     bundle = load_bundle(model)
     target = out or _resolve_dir(model) / "export"
-    return build_int8(bundle, target)["tflite_int8"]
+    return build_int8(bundle, target, labelled_subset(bundle)[0])["tflite_int8"]
 
 
 @app.command()

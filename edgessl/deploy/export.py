@@ -58,11 +58,9 @@ def export_fp32(bundle: ClassifierBundle, fmt: str, out: Path, probe_images: np.
     return path
 
 
-def build_int8(bundle: ClassifierBundle, out: Path, train_images: np.ndarray | None = None, calibration_count: int = 256) -> dict[str, Path]:
+def build_int8(bundle: ClassifierBundle, out: Path, train_images: np.ndarray, calibration_count: int = 256) -> dict[str, Path]:
     """fp32 and int8 of both ONNX and TFLite, each fp32 file checked against PyTorch; `train_images`: the bundle's
-    labelled images (`labelled_subset`), read here when not given."""
-    if train_images is None:
-        train_images, _ = labelled_subset(bundle)
+    labelled images (`labelled_subset`), which calibrate the int8 ranges."""
     calib = calibration_inputs(train_images, calibration_count)
     paths = {"onnx_fp32": export_fp32(bundle, "onnx", out, train_images[:16])}
     paths["onnx_int8"] = quantize_onnx_int8(paths["onnx_fp32"], calib, out / "model_int8.onnx")

@@ -34,13 +34,13 @@ def _page_faults(default_malloc: bool) -> tuple[bool, int]:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
-def test_training_steps_reuse_freed_memory_without_page_faults():
+def test_training_steps_reuse_freed_memory_without_page_faults() -> None:
     applied, tuned = _page_faults(default_malloc=False)
     skipped, default = _page_faults(default_malloc=True)
     assert applied and not skipped
     assert tuned * 10 < default, f"page faults over two steps: {tuned} tuned, {default} with glibc's defaults"
 
 
-def test_opt_out_keeps_the_defaults(monkeypatch):
+def test_opt_out_keeps_the_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(OPT_OUT, "1")
     assert not keep_freed_memory()
