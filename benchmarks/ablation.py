@@ -165,7 +165,7 @@ def main() -> None:
         name, overrides, out = job
         encoder, _ = load_encoder(out / "encoder.pt")
         p = recipe.probe
-        options = {"device": args.device, "weight_decays": p.weight_decays, "augment_copies": p.augment_copies}
+        options = {"device": args.device, "weight_decays": p.weight_decays, "augment_copies": p.augment_copies, "solver": p.solver}
         probe, _, _ = linear_probe(encoder, train, test, p.label_fraction, p.epochs, recipe.seed, **options)
         row = {"variant": name, "overrides": overrides, "top1": round(probe.top1, 2), "epochs": args.epochs, "pretrain_wall_s": round(wall, 1), "run": str(out)}
         rows.append(row | {"date": environment()["date"]})  # wall times of rows from other days are another machine state

@@ -24,6 +24,7 @@ from edgessl.deploy.qat import qat_finetune
 from edgessl.eval.features import load_encoder
 from edgessl.eval.probe import linear_probe
 from edgessl.models.tinynext import parse_stages
+from edgessl.recipe import recipe_from_dict
 from edgessl.runtimes.tflm import measure_arena
 
 
@@ -46,11 +47,11 @@ def main() -> None:
     stages = parse_stages(args.stages)
     t0 = time.perf_counter()
     encoder, payload = load_encoder(args.run / "encoder.pt")
-    recipe = payload["recipe"]
-    data, fraction, seed = recipe["data"]["path"], recipe["probe"]["label_fraction"], recipe["probe"]["seed"]
+    recipe, p = payload["recipe"], recipe_from_dict(payload["recipe"]).probe  # stored recipes lack keys added since
+    data, fraction, seed = recipe["data"]["path"], p.label_fraction, p.seed
     train, test = load_split(data, "train", payload["image_size"]), load_split(data, "test", payload["image_size"])
-    probe, head, _ = linear_probe(encoder, train, test, fraction, recipe["probe"]["epochs"], seed, stages=stages, weight_decays=tuple(recipe["probe"].get("weight_decays", ())),
-                                 augment_copies=recipe["probe"].get("augment_copies", 0))  # fmt: skip
+    options = {"stages": stages, "weight_decays": p.weight_decays, "augment_copies": p.augment_copies, "solver": p.solver}
+    probe, head, _ = linear_probe(encoder, train, test, fraction, p.epochs, seed, **options)
     print(probe.protocol(), f"-> {probe.top1:.2f} %", flush=True)
     bundle = ClassifierBundle(build_classifier(encoder, head, stages=stages), train.classes, data, fraction, seed, str(args.run / "encoder.pt"), recipe, "probe")
     images, labels = labelled_subset(bundle)

@@ -21,6 +21,7 @@ from edgessl.eval.features import load_encoder
 from edgessl.eval.probe import linear_probe
 from edgessl.models.tinynext import OUTPUT_STAGES as BASELINE
 from edgessl.models.tinynext import parse_stages
+from edgessl.recipe import recipe_from_dict
 
 BASE = "+".join(BASELINE)
 
@@ -47,15 +48,17 @@ def measure(encoder_path: Path, variants: list[tuple[tuple[str, ...], int]]) -> 
     """One row per encoder: the probe's top-1 for each (stage set, augmented copies), on the data and probe settings it was pretrained with."""
     encoder, payload = load_encoder(encoder_path)
     recipe = payload["recipe"]
-    data, probe = recipe["data"]["path"], recipe["probe"]
+    config = recipe_from_dict(recipe)  # stored recipes lack keys added since
+    data, probe = config.data.path, config.probe
     train = load_split(data, "train", payload["image_size"])
-    test = load_split(data, recipe["data"].get("test_split", "test"), payload["image_size"])
-    top1, decays = {}, tuple(probe.get("weight_decays", ()))
+    test = load_split(data, config.data.test_split, payload["image_size"])
+    top1 = {}
     for stages, copies in variants:
-        result, _, _ = linear_probe(encoder, train, test, probe["label_fraction"], probe["epochs"], probe["seed"], stages=stages, weight_decays=decays, augment_copies=copies)
+        options = {"stages": stages, "weight_decays": probe.weight_decays, "augment_copies": copies, "solver": probe.solver}
+        result, _, _ = linear_probe(encoder, train, test, probe.label_fraction, probe.epochs, probe.seed, **options)
         top1[variant_name(stages, copies)] = round(result.top1, 2)
         print(f"{encoder_path}: {result.protocol()} -> {result.top1:.2f} %", flush=True)
-    return {"encoder": str(encoder_path), "data": data, "label_fraction": probe["label_fraction"], "top1": top1}
+    return {"encoder": str(encoder_path), "data": data, "label_fraction": probe.label_fraction, "top1": top1}
 
 
 def main() -> None:

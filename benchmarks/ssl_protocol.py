@@ -57,13 +57,14 @@ def run(args: argparse.Namespace, previous: dict) -> dict | None:
     curve, curve_seconds = read_probe_curve(result.out_dir / "probe_curve.csv")
     train = load_split(args.data, "train", recipe.data.image_size)
     test = load_split(args.data, recipe.data.test_split, recipe.data.image_size)
-    fraction, epochs, decays, copies = recipe.probe.label_fraction, recipe.probe.epochs, recipe.probe.weight_decays, recipe.probe.augment_copies
+    p = recipe.probe
+    options = {"weight_decays": p.weight_decays, "augment_copies": p.augment_copies, "solver": p.solver}
     encoder, _ = load_encoder(result.encoder_path)
-    probe, _, _ = linear_probe(encoder, train, test, fraction, epochs, args.seed, weight_decays=decays, augment_copies=copies)
+    probe, _, _ = linear_probe(encoder, train, test, p.label_fraction, p.epochs, args.seed, **options)
     print(probe.protocol(), f"-> {probe.top1:.2f} %", flush=True)
     torch.manual_seed(args.seed)
     random_init = create_encoder(recipe.encoder, recipe.data.image_size)
-    random_probe, _, _ = linear_probe(random_init, train, test, fraction, epochs, args.seed, weight_decays=decays, augment_copies=copies)
+    random_probe, _, _ = linear_probe(random_init, train, test, p.label_fraction, p.epochs, args.seed, **options)
     print(f"random-init probe: {random_probe.top1:.2f} %", flush=True)
     rows = {
         "published": {"top1": PUBLISHED[key], "how": "published reference for the method (linear probe, 20 % labels)"},
@@ -91,7 +92,7 @@ def run(args: argparse.Namespace, previous: dict) -> dict | None:
         "data": args.data,
         "rows": rows,
         "probe_protocol": probe.protocol(),
-        "label_fraction": fraction,
+        "label_fraction": p.label_fraction,
         "seed": args.seed,
         "recipe": recipe.to_dict(),
         "pretrain_cpu_hours": round(pretrain_s / 3600, 3),

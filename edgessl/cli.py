@@ -74,7 +74,7 @@ def _probe(checkpoint: Path, data: str, config: ProbeConfig, out_dir: Path) -> N
     test = load_split(data, "test", payload["image_size"])
     fraction, seed = config.label_fraction, config.seed
     result, head, indices = linear_probe(
-        encoder, train, test, fraction, config.epochs, seed, stages=config.stages, weight_decays=config.weight_decays, augment_copies=config.augment_copies
+        encoder, train, test, fraction, config.epochs, seed, stages=config.stages, weight_decays=config.weight_decays, augment_copies=config.augment_copies, solver=config.solver
     )
     typer.echo(result.protocol())
     typer.echo(f"linear probe top-1: {result.top1:.2f} %")
@@ -117,9 +117,11 @@ def probe(
         str, typer.Option(help="comma-separated weight decays to choose from on a held-out 20 % of the labelled images, e.g. 0.0005,0.05,0.2,0.5,1 (empty: 5e-4)")
     ] = "",
     augment_copies: Annotated[int, typer.Option(help="augmented copies of each labelled image the head also trains on (mirror, then shifts); 0: none")] = 0,
+    solver: Annotated[str, typer.Option(help="adamw (mini-batch, --epochs) or lbfgs (logistic regression to convergence; --weight-decays are its L2 penalties)")] = "adamw",
 ) -> None:
     """Linear probe of a frozen encoder with a fraction of the labels."""
     from edgessl.data.readers import DataError
+    from edgessl.eval.probe import SOLVERS
     from edgessl.models.tinynext import parse_stages
     from edgessl.train.checkpoint import load
 
@@ -128,7 +130,9 @@ def probe(
         decays = _weight_decays(weight_decays)
         if augment_copies < 0:
             raise ValueError(f"--augment-copies must be 0 or more, got {augment_copies}")
-        config = ProbeConfig(label_fraction, epochs, seed, stages=parse_stages(stages), weight_decays=decays, augment_copies=augment_copies)
+        if solver not in SOLVERS:
+            raise ValueError(f"--solver {solver!r}; known: {', '.join(SOLVERS)}")
+        config = ProbeConfig(label_fraction, epochs, seed, stages=parse_stages(stages), weight_decays=decays, augment_copies=augment_copies, solver=solver)
         _probe(checkpoint, data or payload["recipe"]["data"]["path"], config, out or checkpoint.parent)
     except (DataError, ValueError, FileNotFoundError) as err:
         _fail(str(err))

@@ -100,6 +100,9 @@ class ProbeConfig:
     # eval/probe.py augmented_copies), the crop + flip of SimCLR's linear evaluation; 0: unaugmented, as every
     # result recorded before 2026-12-02
     augment_copies: int = 0
+    # how the linear layer is fitted: adamw (mini-batch, `epochs`; every result recorded before 2026-12-03) or
+    # lbfgs (full-batch logistic regression to convergence; `weight_decays` are then its L2 penalties)
+    solver: str = "adamw"
 
 
 @dataclass

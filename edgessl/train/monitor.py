@@ -44,7 +44,7 @@ class ProbeMonitor:
         """Probe `encoder` (left in eval mode: the caller switches training back on); returns top-1 %."""
         t0 = time.perf_counter()
         p = self.recipe.probe
-        result, _, _ = linear_probe(encoder, self.train, self.test, p.label_fraction, p.epochs, p.seed, self.device, p.stages, p.weight_decays, p.augment_copies)
+        result, _, _ = linear_probe(encoder, self.train, self.test, p.label_fraction, p.epochs, p.seed, self.device, p.stages, p.weight_decays, p.augment_copies, p.solver)
         seconds = time.perf_counter() - t0
         self.seconds += seconds
         with self.path.open("a") as f:

@@ -19,6 +19,7 @@ from edgessl.data.augment import AugmentConfig, ssl_view, to_device
 from edgessl.data.cache import load_split
 from edgessl.data.readers import classes_from_meta
 from edgessl.data.stream import ShardStream
+from edgessl.eval.probe import SOLVERS
 from edgessl.models import create_encoder, use_fused_backward
 from edgessl.models.tinynext import check_stages
 from edgessl.recipe import Recipe, RecipeError, recipe_changes
@@ -142,6 +143,8 @@ def check_runtime(recipe: Recipe) -> None:
         check_stages(recipe.probe.stages)  # now, not after hours of pretraining
     except ValueError as err:
         raise RecipeError(f"probe.stages: {err}") from err
+    if recipe.probe.solver not in SOLVERS:
+        raise RecipeError(f"probe.solver {recipe.probe.solver!r}; known: {', '.join(SOLVERS)}")
 
 
 class MemoryBatches:

@@ -1,10 +1,11 @@
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
 from edgessl.data.splits import label_fraction_indices
 from edgessl.data.synthetic import synthetic_split
-from edgessl.eval.probe import HELD_OUT, ProbeHead, augmented_copies, linear_probe, select_weight_decay
+from edgessl.eval.probe import HELD_OUT, ProbeHead, augmented_copies, linear_probe, select_weight_decay, train_linear
 from edgessl.models import create_encoder
 
 
@@ -85,3 +86,33 @@ def test_a_held_out_images_augmented_copies_stay_out_of_the_fit():
     views[1, torch.from_numpy(held)] = float("nan")  # a fit that read these would train on NaN and score at chance
     _, scores = select_weight_decay(views, labels, 4, 300, 0, (5e-4,))
     assert scores["0.0005"] > 90
+
+
+def _objective(head: nn.Linear, feats: torch.Tensor, labels: torch.Tensor, l2: float) -> torch.Tensor:
+    return nn.functional.cross_entropy(head(feats), labels) + l2 * head.weight.square().sum()
+
+
+def test_lbfgs_head_ends_at_the_optimum_of_the_l2_regularised_logistic_loss():
+    gen = torch.Generator().manual_seed(0)
+    feats, labels = torch.randn(300, 8, generator=gen), torch.randint(0, 3, (300,), generator=gen)
+    feats[:, :3] += 2 * nn.functional.one_hot(labels, 3)  # separable enough that only the penalty bounds the weights
+    heads = {l2: train_linear(feats, labels, 3, epochs=1, seed=0, weight_decay=l2, solver="lbfgs") for l2 in (1e-4, 1e-1)}
+    for l2, head in heads.items():
+        loss = _objective(head, feats, labels, l2)
+        grads = torch.autograd.grad(loss, list(head.parameters()))
+        assert max(g.abs().max().item() for g in grads) < 1e-4  # a stationary point of a convex loss: its minimum
+    assert heads[1e-1].weight.norm() < heads[1e-4].weight.norm() / 2
+
+
+def test_probe_with_the_lbfgs_solver_says_so_and_chooses_its_l2_penalty_on_held_out_images():
+    torch.manual_seed(0)
+    train, test = synthetic_split("train"), synthetic_split("test")
+    result, head, _ = linear_probe(create_encoder("tinynext_t", 32), train, test, 0.25, weight_decays=(1e-4, 1e-2), solver="lbfgs")
+    assert result.solver == "lbfgs" and set(result.held_out_top1) == {"0.0001", "0.01"}
+    assert "L-BFGS logistic regression (up to 500 iterations)" in result.protocol() and "L2 penalty" in result.protocol()
+    assert result.top1 > 50 and head.linear.out_features == 4
+
+
+def test_unknown_probe_solver_lists_the_known_ones():
+    with pytest.raises(ValueError, match="known: adamw, lbfgs"):
+        train_linear(torch.randn(4, 2), torch.tensor([0, 1, 0, 1]), 2, epochs=1, seed=0, solver="sgd")

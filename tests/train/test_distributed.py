@@ -85,6 +85,8 @@ def test_bf16_autocast_trains_on_cpu(tmp_path):
 def test_unknown_precision_and_missing_gpu_are_clear_errors(tmp_path):
     with pytest.raises(RecipeError, match="known: fp32, bf16"):
         pretrain(load_recipe(ROOT / "recipes" / "smoke.yaml", ["precision=fp16"]), tmp_path)
+    with pytest.raises(RecipeError, match="known: adamw, lbfgs"):  # before pretraining, not at its final probe
+        pretrain(load_recipe(ROOT / "recipes" / "smoke.yaml", ["probe.solver=sgd"]), tmp_path)
     import torch
 
     if not torch.cuda.is_available():
