@@ -67,7 +67,7 @@ def train_linear(feats: torch.Tensor, labels: torch.Tensor, classes: int, epochs
 def _fit_lbfgs(head: nn.Linear, feats: torch.Tensor, labels: torch.Tensor, l2: float) -> nn.Linear:
     """Multinomial logistic regression to convergence: mean cross-entropy + l2 * ||W||^2 (bias unpenalised),
     full-batch L-BFGS with a strong-Wolfe line search. Unlike the mini-batch head it has no learning rate or
-    epoch count to tune and ends at the regularised optimum (+0.31 points on a 2-hour CIFAR-10 encoder: README)."""
+    epoch count to tune and ends at the regularised optimum (+0.31 points on a 2-hour CIFAR-10 encoder: benchmarks/results/README.md)."""
     opt = torch.optim.LBFGS(head.parameters(), max_iter=LBFGS_ITERATIONS, history_size=20, line_search_fn="strong_wolfe")
 
     def closure() -> torch.Tensor:
