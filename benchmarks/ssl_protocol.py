@@ -60,6 +60,7 @@ def run(args: argparse.Namespace, previous: dict) -> dict | None:
     p = recipe.probe
     options = {"weight_decays": p.weight_decays, "augment_copies": p.augment_copies, "solver": p.solver}
     encoder, _ = load_encoder(result.encoder_path)
+    options |= {"device": recipe.device}  # features extracted where the encoder trained; the head fits on the host
     probe, _, _ = linear_probe(encoder, train, test, p.label_fraction, p.epochs, args.seed, **options)
     print(probe.protocol(), f"-> {probe.top1:.2f} %", flush=True)
     torch.manual_seed(args.seed)
@@ -73,12 +74,13 @@ def run(args: argparse.Namespace, previous: dict) -> dict | None:
             "how": "measured: edgessl pretrain + linear probe",
             "recipe": str(recipe_path),
             "pretrain_epochs": round(result.epochs, 2) if result.stopped_by_time else recipe.optim.epochs,
-            "schedule_epochs": max(recipe.optim.epochs, recipe.optim.schedule_epochs),
+            "schedule_epochs": round(result.epochs, 2) if recipe.optim.schedule_by_time else max(recipe.optim.epochs, recipe.optim.schedule_epochs),
             "pretrain_steps": result.steps,
             "pretrain_wall_s": round(pretrain_s, 1),
             "probe_monitor_s": curve_seconds,
         }
         | ({"stopped_by_max_minutes": recipe.optim.max_minutes} if result.stopped_by_time else {})
+        | ({"cosine_over_minutes": recipe.optim.max_minutes} if recipe.optim.schedule_by_time else {})
         | ({"segments": result.segments} if len(result.segments) > 1 else {})
         | held_out(probe),
         "random_init_probe": {"top1": random_probe.top1, "how": "measured: same probe on an untrained encoder"} | held_out(random_probe),
@@ -197,7 +199,7 @@ def _training(stored: dict) -> dict:
     recipe = recipe_from_dict(stored).to_dict()  # keys added since a run was stored take their defaults
     # The encoder average changes only what is exported, and at the end of a complete schedule (lr -> 0)
     # it is close to the last weights: runs with and without it are points of one trend.
-    recipe["optim"] |= {"epochs": 0, "schedule_epochs": 0, "max_minutes": 0, "encoder_ema": 0}
+    recipe["optim"] |= {"epochs": 0, "schedule_epochs": 0, "max_minutes": 0, "schedule_by_time": False, "encoder_ema": 0}
     recipe["probe"] |= {"monitor_every": 0}
     return flatten(recipe)  # typed by the Recipe: a stored run's lists come back as the tuples of a fresh one
 
@@ -210,10 +212,14 @@ def recipe_difference(run: dict, reference: dict) -> list[str]:
 
 def _complete(section: dict) -> bool:
     """False for a run cut from a longer learning-rate schedule (optim.schedule_epochs > optim.epochs) or
-    stopped by its time budget (optim.max_minutes)."""
+    stopped by its time budget (optim.max_minutes) before its cosine ended; a cosine laid over the time budget
+    (optim.schedule_by_time) ends with it."""
     optim = section["recipe"]["optim"]
-    stopped = "stopped_by_max_minutes" in section["rows"]["edgessl_ssl_probe"]
-    return optim.get("schedule_epochs", 0) <= optim["epochs"] and not stopped and not resume_changes(section["rows"]["edgessl_ssl_probe"])
+    row = section["rows"]["edgessl_ssl_probe"]
+    if "cosine_over_minutes" in row:
+        return not resume_changes(row)
+    stopped = "stopped_by_max_minutes" in row
+    return optim.get("schedule_epochs", 0) <= optim["epochs"] and not stopped and not resume_changes(row)
 
 
 def resume_changes(row: dict) -> list[str]:
@@ -261,7 +267,9 @@ def _probe_top1(section: dict) -> float:
 def budget_text(row: dict, env: dict) -> str:
     epochs, schedule = row["pretrain_epochs"], row.get("schedule_epochs", row["pretrain_epochs"])
     length = f"{epochs:g} epochs" if schedule == epochs else f"{epochs:g} epochs of a {schedule:g}-epoch schedule"
-    if "stopped_by_max_minutes" in row:
+    if "cosine_over_minutes" in row:
+        length = f"{epochs:g} epochs of a cosine laid over its {row['cosine_over_minutes']:g}-min budget"
+    elif "stopped_by_max_minutes" in row:
         length += f" (stopped by its {row['stopped_by_max_minutes']:g}-min budget)"
     resumed = "".join(f"; {change}" for change in resume_changes(row))
     return f"{length}, {row['pretrain_wall_s'] / 60:.0f} min pretraining on {device_text(env)}{resumed}"

@@ -56,10 +56,10 @@ def pretrain(
     world = f" on {result.world_size} processes" if result.world_size > 1 else ""
     typer.echo(f"pretrained {result.steps} steps{world} in {result.wall_seconds:.0f} s; encoder: {result.encoder_path}")
     if probe:
-        _probe(result.encoder_path, r.data.path, r.probe, out_dir)
+        _probe(result.encoder_path, r.data.path, r.probe, out_dir, r.device)
 
 
-def _probe(checkpoint: Path, data: str, config: ProbeConfig, out_dir: Path) -> None:
+def _probe(checkpoint: Path, data: str, config: ProbeConfig, out_dir: Path, device: str = "cpu") -> None:
     from edgessl.data.cache import load_split
     from edgessl.data.splits import save_indices
     from edgessl.eval.features import load_encoder
@@ -73,9 +73,8 @@ def _probe(checkpoint: Path, data: str, config: ProbeConfig, out_dir: Path) -> N
         return
     test = load_split(data, "test", payload["image_size"])
     fraction, seed = config.label_fraction, config.seed
-    result, head, indices = linear_probe(
-        encoder, train, test, fraction, config.epochs, seed, stages=config.stages, weight_decays=config.weight_decays, augment_copies=config.augment_copies, solver=config.solver
-    )
+    options = {"stages": config.stages, "weight_decays": config.weight_decays, "augment_copies": config.augment_copies, "solver": config.solver}
+    result, head, indices = linear_probe(encoder, train, test, fraction, config.epochs, seed, device, **options)
     typer.echo(result.protocol())
     typer.echo(f"linear probe top-1: {result.top1:.2f} %")
     save_indices(out_dir / "label_indices.json", indices, fraction, seed)

@@ -28,6 +28,7 @@ class AugmentConfig:
     hue: float = 0.0  # max hue turn, fraction of a full circle (SimCLR's CIFAR setting: 0.1)
 
 
+@torch.compiler.disable  # pinned host memory has no fake-tensor kernel: torch.compile (compile=true) runs this eagerly
 def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
     """Host-drawn random numbers to the batch's device. A plain copy from pageable memory waits for the GPU
     queue to drain (a dozen stalls per step); from pinned memory it is queued like a kernel."""

@@ -96,14 +96,15 @@ def gather_batches(x: torch.Tensor, dim: int = 0) -> torch.Tensor:
     return _GatherBatches.apply(x, dim)
 
 
-def rank0_decides(flag: bool, ctx: DistContext) -> bool:
-    """Rank 0's value of `flag` on every rank: a decision (such as the time budget running out) that each rank's
-    own clock could otherwise make a step apart, leaving the others waiting in a collective."""
+def rank0_value(value: float, ctx: DistContext) -> float:
+    """Rank 0's `value` on every rank: a clock reading that decides when the time budget runs out (and, with
+    optim.schedule_by_time, the learning rate), which each rank's own clock could otherwise put a step apart,
+    leaving the others waiting in a collective or training with another rate."""
     if not ctx.enabled:
-        return flag
-    t = torch.tensor([int(flag)], device=_collective_device())
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=_collective_device())
     dist.broadcast(t, 0)
-    return bool(t.item())
+    return float(t.item())
 
 
 def parameter_checksums(module: torch.nn.Module, ctx: DistContext) -> list[float]:

@@ -27,7 +27,7 @@ from edgessl.ssl.dual_corruption import DualCorruptionSSL
 from edgessl.ssl.scheduler import DynamicCorruptionScheduler
 from edgessl.train.allocator import keep_freed_memory
 from edgessl.train.checkpoint import encoder_payload, load, save_atomic
-from edgessl.train.distributed import DistContext, barrier, cleanup, init_distributed, mean_across_ranks, parameter_checksums, rank0_decides, shard
+from edgessl.train.distributed import DistContext, barrier, cleanup, init_distributed, mean_across_ranks, parameter_checksums, rank0_value, shard
 from edgessl.train.ema import EncoderEMA
 from edgessl.train.monitor import ProbeMonitor
 from edgessl.train.progress import Progress
@@ -54,10 +54,12 @@ class PretrainResult:
     segments: list[dict] = dataclasses.field(default_factory=list)
 
 
-def lr_at(step: int, total: int, warmup: int, base: float) -> float:
+def lr_at(step: int, total: int, warmup: int, base: float, time_fraction: float | None = None) -> float:
+    """Linear warmup over `warmup` steps, then a cosine to zero at step `total`, or, given `time_fraction` (the share
+    of the time budget spent: optim.schedule_by_time), at the end of the budget."""
     if step < warmup:
         return base * (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
+    progress = (step - warmup) / max(1, total - warmup) if time_fraction is None else time_fraction
     return base * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
@@ -143,6 +145,8 @@ def check_runtime(recipe: Recipe) -> None:
         check_stages(recipe.probe.stages)  # now, not after hours of pretraining
     except ValueError as err:
         raise RecipeError(f"probe.stages: {err}") from err
+    if recipe.optim.schedule_by_time and recipe.optim.max_minutes <= 0:
+        raise RecipeError("optim.schedule_by_time lays the cosine over the time budget: give optim.max_minutes too")
     if recipe.probe.solver not in SOLVERS:
         raise RecipeError(f"probe.solver {recipe.probe.solver!r}; known: {', '.join(SOLVERS)}")
 
@@ -194,16 +198,16 @@ class Training:
         self.local_aug = dataclasses.replace(self.aug, crop_scale=a.local_scale)
         self.params = [p for p in self.method.parameters() if p.requires_grad]
 
-    def step(self, step: int, raw: torch.Tensor) -> tuple[dict[str, float], bool, float]:
-        """One step on a uint8 batch; returns the rank-averaged losses, whether the scheduler changed, and
-        the seconds spent on augmentation."""
+    def step(self, step: int, raw: torch.Tensor, time_fraction: float | None = None) -> tuple[dict[str, float], bool, float]:
+        """One step on a uint8 batch (`time_fraction`: see lr_at); returns the rank-averaged losses, whether the
+        scheduler changed, and the seconds spent on augmentation."""
         r, method = self.recipe, self.method
         t0 = time.perf_counter()
         gen = step_generator(r.seed, self.ctx.rank, step)
         views = self.views(raw, gen)
         aug_s = time.perf_counter() - t0
         for g in self.opt.param_groups:
-            g["lr"] = lr_at(step, self.horizon, self.warmup, r.optim.lr)
+            g["lr"] = lr_at(step, self.horizon, self.warmup, r.optim.lr, time_fraction)
         s = self.sched.state
         with torch.autocast(raw.device.type, dtype=torch.bfloat16, enabled=r.precision == "bf16"):
             losses = self.model(views, s.mask_ratio, s.rot_ratio, gen)
@@ -242,7 +246,8 @@ def _train(recipe: Recipe, out_dir: Path, resume: bool, on_step: Callable[[int],
     source, classes = batch_source(recipe, ctx, device)
     method = DualCorruptionSSL(create_encoder(recipe.encoder, recipe.data.image_size), recipe).to(device, memory_format=torch.channels_last)
     use_fused_backward(method)
-    opt = torch.optim.AdamW((p for p in method.parameters() if p.requires_grad), lr=recipe.optim.lr, weight_decay=recipe.optim.weight_decay)
+    # fused: one pass over all parameters (CPU, one thread, batch 64: the optimiser step 17.6 -> 4.6 ms of a ~1.1 s step)
+    opt = torch.optim.AdamW((p for p in method.parameters() if p.requires_grad), lr=recipe.optim.lr, weight_decay=recipe.optim.weight_decay, fused=True)
     sched = DynamicCorruptionScheduler(recipe.scheduler, recipe.corruption.mask_ratio, recipe.corruption.rot_ratio)
     batch = min(recipe.optim.batch_size, source.samples)
     steps_per_epoch = source.samples // batch
@@ -287,20 +292,22 @@ def _train(recipe: Recipe, out_dir: Path, resume: bool, on_step: Callable[[int],
     method.train()
     budget_s = recipe.optim.max_minutes * 60
 
-    def out_of_time() -> bool:  # rank 0's clock (the one that also leaves out the mid-run probes) stops every rank
-        return budget_s > 0 and rank0_decides(run_seconds(time.perf_counter() - t_start) >= budget_s, ctx)
+    def budget_used() -> float:  # by rank 0's clock (the one that also leaves out the mid-run probes) on every rank
+        return rank0_value(run_seconds(time.perf_counter() - t_start) / budget_s, ctx) if budget_s > 0 else 0.0
 
-    stopped = out_of_time()
+    stopped = budget_used() >= 1
+    saved_at = step
     while step < total and not stopped:
         epoch, start = divmod(step, steps_per_epoch)
         batches = source.batches(epoch, skip=start)
         for _ in range(start, steps_per_epoch):
-            if stopped := out_of_time():
+            used = budget_used()
+            if stopped := used >= 1:
                 break
             t0 = time.perf_counter()
             raw = next(batches).to(device)
             t1 = time.perf_counter()
-            values, changed, aug_s = training.step(step, raw)
+            values, changed, aug_s = training.step(step, raw, used if recipe.optim.schedule_by_time else None)
             step += 1
             data_s += t1 - t0 + aug_s
             compute_s += time.perf_counter() - t1 - aug_s
@@ -309,8 +316,9 @@ def _train(recipe: Recipe, out_dir: Path, resume: bool, on_step: Callable[[int],
                 if changed or step % recipe.log_every == 0 or step == total:
                     log.write({"step": step, "epoch": epoch, "lr": opt.param_groups[0]["lr"], **values, **_sched_row(sched), "img_per_s": progress.rate()})
             epoch_done = step // steps_per_epoch if step % steps_per_epoch == 0 else None
-            if epoch_done is not None or step % recipe.checkpoint_every_steps == 0:
-                save_state()
+            if step % recipe.checkpoint_every_steps == 0 or (epoch_done is not None and step - saved_at >= recipe.checkpoint_every_steps // 4):
+                save_state()  # every epoch too, unless epochs are short (a GPU's few seconds): each save costs ~0.1 s
+                saved_at = step
             if monitor is not None and epoch_done is not None and monitor.due(epoch_done):
                 top1 = monitor.run(exported, epoch_done, step)
                 method.train()

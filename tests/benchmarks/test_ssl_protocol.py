@@ -113,3 +113,13 @@ def test_summary_headline_is_the_best_budget_and_keeps_the_default() -> None:
     assert summary["cifar10_linear_probe_top1"] == summary["cifar10_linear_probe_top1_best"] == 70.0
     assert summary["cifar10_linear_probe_top1_default"] == 63.0
     assert summary["cifar10_best_budget"].startswith("28 epochs")
+
+
+def test_a_run_whose_cosine_spans_its_time_budget_is_a_complete_trend_point_and_says_so() -> None:
+    default = section(63.0, 14)
+    timed = section(66.0, 400, "optim.max_minutes=118", "optim.schedule_by_time=true")
+    timed["rows"]["edgessl_ssl_probe"] |= {"pretrain_epochs": 21.3, "schedule_epochs": 21.3, "stopped_by_max_minutes": 118.0, "cosine_over_minutes": 118.0}
+    trend = ssl_protocol.schedule_trend(default, [default, section(60.0, 7), timed])
+    assert [p["epochs"] for p in trend["points"]] == [7, 14, 21]
+    text = ssl_protocol.budget_text(timed["rows"]["edgessl_ssl_probe"], timed["environment"])
+    assert text.startswith("21.3 epochs of a cosine laid over its 118-min budget, ")

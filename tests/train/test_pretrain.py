@@ -7,12 +7,12 @@ import torch
 from PIL import Image
 
 from edgessl.models import create_encoder
-from edgessl.recipe import load_recipe
+from edgessl.recipe import RecipeError, load_recipe
 from edgessl.ssl.dual_corruption import DualCorruptionSSL
 from edgessl.ssl.scheduler import DynamicCorruptionScheduler
 from edgessl.train.checkpoint import load
 from edgessl.train.distributed import DistContext
-from edgessl.train.pretrain import Training, pretrain
+from edgessl.train.pretrain import Training, lr_at, pretrain
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -141,3 +141,26 @@ def test_a_resume_with_a_changed_recipe_records_what_changed_and_where(tmp_path,
     ]
     assert "recipe changed on resume: optim.epochs 2 -> 3" in capsys.readouterr().out
     assert load(tmp_path / "last.pt")["segments"][-1]["recipe_changes"] == {"optim.epochs": [2, 3]}
+
+
+def test_lr_at_lays_the_cosine_over_the_time_budget_when_given_the_share_spent():
+    assert lr_at(0, 100, 10, 1.0, time_fraction=0.9) == pytest.approx(0.1)  # warmup goes by steps either way
+    assert lr_at(50, 100, 10, 1.0, time_fraction=0.5) == pytest.approx(0.5)
+    assert lr_at(50, 100, 10, 1.0, time_fraction=1.2) == 0.0  # past the budget: zero, never negative
+    assert lr_at(55, 100, 10, 1.0) == pytest.approx(0.5)  # by steps: halfway between warmup and total
+
+
+def test_schedule_by_time_anneals_to_zero_when_the_budget_runs_out(tmp_path):
+    recipe = _recipe("optim.epochs=1000", "optim.max_minutes=0.1", "optim.schedule_by_time=true", "optim.warmup_epochs=0.1", "log_every=1")
+    result = pretrain(recipe, tmp_path)
+    assert result.stopped_by_time and result.run_seconds >= 6 and result.steps < 1000 * 16
+    lrs = [float(row.split(",")[2]) for row in (tmp_path / "metrics.csv").read_text().splitlines()[1:]]
+    after_warmup = lrs[1:]  # the first step is the whole (one-step) warmup
+    # the last step starts less than a step's time before the budget ends: well down the cosine even on a loaded machine
+    assert after_warmup == sorted(after_warmup, reverse=True) and after_warmup[-1] < 0.25 * lrs[0]
+
+
+def test_schedule_by_time_without_a_time_budget_is_refused_before_training(tmp_path):
+    with pytest.raises(RecipeError, match="optim.max_minutes"):
+        pretrain(_recipe("optim.schedule_by_time=true"), tmp_path)
+    assert not (tmp_path / "last.pt").exists()
