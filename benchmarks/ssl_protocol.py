@@ -153,7 +153,8 @@ def summary(sections: dict) -> dict:
     """Headline numbers per data set. `<data>_linear_probe_top1` is the best measured probe (its budget in
     `<data>_best_budget`, also kept as `<data>_linear_probe_top1_best`); `_default` is the section named after
     the data set (the default recipe's budget). Sections with other names (--name) are other budgets of the
-    same data set and compete for the headline, cpu2h and best entries."""
+    same data set and compete for the headline, cpu2h and best entries; runs on a GPU also give `<data>_linear_probe_top1_gpu`
+    and `<data>_gpu_budget`."""
     s: dict = {}
     for key, (sec, budgets) in by_dataset(sections).items():
         rows = sec["rows"]
@@ -168,6 +169,11 @@ def summary(sections: dict) -> dict:
         in_cpu2h = [b for b in budgets if b["environment"]["device"] == "cpu" and b["pretrain_cpu_hours"] <= 2.0]
         if in_cpu2h:
             s[f"{key}_linear_probe_top1_cpu2h"] = max(_probe_top1(b) for b in in_cpu2h)
+        on_gpu = [b for b in budgets if b["environment"]["device"] != "cpu"]
+        if on_gpu:  # a GPU's budget is minutes, not CPU-hours: its best probe is reported apart
+            best_gpu = max(on_gpu, key=_probe_top1)
+            s[f"{key}_linear_probe_top1_gpu"] = _probe_top1(best_gpu)
+            s[f"{key}_gpu_budget"] = budget_text(best_gpu["rows"]["edgessl_ssl_probe"], best_gpu["environment"])
         s[f"{key}_linear_probe_top1_best"] = _probe_top1(best)
         s[f"{key}_best_budget"] = budget_text(best["rows"]["edgessl_ssl_probe"], best["environment"])
         trend = schedule_trend(sec, budgets)

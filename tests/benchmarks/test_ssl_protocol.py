@@ -123,3 +123,13 @@ def test_a_run_whose_cosine_spans_its_time_budget_is_a_complete_trend_point_and_
     assert [p["epochs"] for p in trend["points"]] == [7, 14, 21]
     text = ssl_protocol.budget_text(timed["rows"]["edgessl_ssl_probe"], timed["environment"])
     assert text.startswith("21.3 epochs of a cosine laid over its 118-min budget, ")
+
+
+def test_summary_reports_the_best_gpu_run_apart_with_its_budget() -> None:
+    cpu = section(69.0, 24)
+    gpus = [section(65.5, 41, "device=cuda"), section(64.2, 63, "device=cuda")]
+    for gpu in gpus:
+        gpu["environment"] = {"device": "NVIDIA H200", "cpu_threads": 4}
+    summary = ssl_protocol.summary({"cifar10": cpu, "cifar10_gpu_a": gpus[0], "cifar10_gpu_b": gpus[1]})
+    assert summary["cifar10_linear_probe_top1_gpu"] == 65.5 and summary["cifar10_linear_probe_top1_best"] == 69.0
+    assert summary["cifar10_gpu_budget"].startswith("41 epochs, ") and summary["cifar10_gpu_budget"].endswith("on NVIDIA H200")
