@@ -283,14 +283,14 @@ def _train(recipe: Recipe, out_dir: Path, resume: bool, on_step: Callable[[int],
             save_atomic(state | {"run_seconds": run_seconds(time.perf_counter() - t_start)}, last_path)
 
     monitor = ProbeMonitor(recipe, out_dir, resume, str(device)) if recipe.probe.monitor_every > 0 and ctx.is_main else None
+    budget_s = recipe.optim.max_minutes * 60
     if ctx.is_main:
         (out_dir / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=2))
         log = MetricsLog(out_dir, append=resume, after_step=step)
-        progress = Progress(total, step, batch, recipe.log_every)
+        progress = Progress(total, step, batch, recipe.log_every, budget_s - prior_s if budget_s > 0 else math.inf)
     t_start = time.perf_counter()
     compute_s = data_s = 0.0
     method.train()
-    budget_s = recipe.optim.max_minutes * 60
 
     def budget_used() -> float:  # by rank 0's clock (the one that also leaves out the mid-run probes) on every rank
         return rank0_value(run_seconds(time.perf_counter() - t_start) / budget_s, ctx) if budget_s > 0 else 0.0

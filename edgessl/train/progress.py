@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 
 
 class Progress:
-    def __init__(self, total_steps: int, start_step: int, batch_size: int, every: int = 20) -> None:
+    def __init__(self, total_steps: int, start_step: int, batch_size: int, every: int = 20, seconds_left: float = math.inf) -> None:
+        """`seconds_left`: the time budget left (optim.max_minutes), which ends the run first when the steps would take longer."""
         self.total, self.step, self.batch = total_steps, start_step, batch_size
+        self.seconds_left = seconds_left
         self.every = every
         self.t0 = time.perf_counter()
         self.start = start_step
@@ -29,7 +32,7 @@ class Progress:
     def advance(self, info: str) -> None:
         self.step += 1
         rate = self.rate()
-        eta = (self.total - self.step) * self.batch / max(rate, 1e-9)
+        eta = max(0.0, min((self.total - self.step) * self.batch / max(rate, 1e-9), self.seconds_left - (time.perf_counter() - self.t0)))
         text = f"{rate:6.0f} img/s  {info}"
         if self._bar is not None:
             self._bar.update(self._task, completed=self.step, info=text)
