@@ -82,7 +82,8 @@ class OptimConfig:
     # true: lay the cosine over optim.max_minutes of training instead of over epochs, so the learning rate reaches
     # zero when the time budget runs out however fast the machine is that day (the 2-hour CPU runs stopped 79-87 %
     # of the way down a 24-epoch cosine depending on the day). The learning rate then follows rank 0's clock: a
-    # rerun is not bit-identical, and metrics.csv logs the rate of every logged step
+    # rerun is not bit-identical, and metrics.csv logs the rate of every logged step. On the 2-hour CPU recipe it gave
+    # ~4 points less than a cosine cut by the budget (benchmarks/results/README.md), so no CPU recipe turns it on
     schedule_by_time: bool = False
     # > 0: keep an exponential moving average of the encoder weights (and BatchNorm statistics) with this
     # decay, warmed up as min(decay, (1 + step) / (10 + step)); encoder.pt and mid-run probes take the average
