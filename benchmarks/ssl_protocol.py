@@ -58,9 +58,9 @@ def run(args: argparse.Namespace, previous: dict) -> dict | None:
     train = load_split(args.data, "train", recipe.data.image_size)
     test = load_split(args.data, recipe.data.test_split, recipe.data.image_size)
     p = recipe.probe
-    options = {"weight_decays": p.weight_decays, "augment_copies": p.augment_copies, "solver": p.solver}
+    # features extracted where the encoder trained; the head fits on the host
+    options = {"weight_decays": p.weight_decays, "augment_copies": p.augment_copies, "solver": p.solver, "device": recipe.device}
     encoder, _ = load_encoder(result.encoder_path)
-    options |= {"device": recipe.device}  # features extracted where the encoder trained; the head fits on the host
     probe, _, _ = linear_probe(encoder, train, test, p.label_fraction, p.epochs, args.seed, **options)
     print(probe.protocol(), f"-> {probe.top1:.2f} %", flush=True)
     torch.manual_seed(args.seed)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import math
@@ -29,11 +28,11 @@ from edgessl.train.allocator import keep_freed_memory
 from edgessl.train.checkpoint import encoder_payload, load, save_atomic
 from edgessl.train.distributed import DistContext, barrier, cleanup, init_distributed, mean_across_ranks, parameter_checksums, rank0_value, shard
 from edgessl.train.ema import EncoderEMA
+from edgessl.train.metrics import MetricsLog, plot_scheduler, scheduler_row
 from edgessl.train.monitor import ProbeMonitor
 from edgessl.train.progress import Progress
 
 PRECISIONS = ("fp32", "bf16")
-METRIC_KEYS = ("loss", "rec", "rot", "dis", "vic", "rot_acc")
 
 
 @dataclass
@@ -89,40 +88,6 @@ def wrap_for_training(method: DualCorruptionSSL, recipe: Recipe, ctx: DistContex
     if recipe.compile:
         model = torch.compile(model)
     return model
-
-
-class MetricsLog:
-    """metrics.csv always; TensorBoard when it is installed."""
-
-    def __init__(self, out: Path, append: bool, after_step: int = 0) -> None:
-        self.path = out / "metrics.csv"
-        fields = ["step", "epoch", "lr", *METRIC_KEYS, "mask_ratio", "rot_ratio", "lambda_rec", "lambda_rot", "img_per_s"]
-        new = not (append and self.path.is_file())
-        if not new:
-            _truncate_after(self.path, after_step)
-        self.file = self.path.open("w" if new else "a", newline="")
-        self.writer = csv.DictWriter(self.file, fieldnames=fields, extrasaction="ignore")
-        if new:
-            self.writer.writeheader()
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.tb = SummaryWriter(str(out / "tensorboard"))
-        except ImportError:
-            self.tb = None
-
-    def write(self, row: dict) -> None:
-        self.writer.writerow(row)
-        self.file.flush()
-        if self.tb is not None:
-            for k, v in row.items():
-                if k not in ("step", "epoch") and isinstance(v, float | int):
-                    self.tb.add_scalar(f"pretrain/{k}", v, row["step"])
-
-    def close(self) -> None:
-        self.file.close()
-        if self.tb is not None:
-            self.tb.close()
 
 
 def pretrain(recipe: Recipe, out_dir: Path, resume: bool = False, on_step: Callable[[int], None] | None = None) -> PretrainResult:
@@ -314,7 +279,7 @@ def _train(recipe: Recipe, out_dir: Path, resume: bool, on_step: Callable[[int],
             if ctx.is_main:
                 progress.advance(f"loss {values['loss']:.3f} rec {values['rec']:.3f} rot {values['rot']:.3f} acc {values['rot_acc']:.2f}")
                 if changed or step % recipe.log_every == 0 or step == total:
-                    log.write({"step": step, "epoch": epoch, "lr": opt.param_groups[0]["lr"], **values, **_sched_row(sched), "img_per_s": progress.rate()})
+                    log.write({"step": step, "epoch": epoch, "lr": opt.param_groups[0]["lr"], **values, **scheduler_row(sched), "img_per_s": progress.rate()})
             epoch_done = step // steps_per_epoch if step % steps_per_epoch == 0 else None
             if step % recipe.checkpoint_every_steps == 0 or (epoch_done is not None and step - saved_at >= recipe.checkpoint_every_steps // 4):
                 save_state()  # every epoch too, unless epochs are short (a GPU's few seconds): each save costs ~0.1 s
@@ -373,38 +338,3 @@ def _resume_ema(ema: EncoderEMA, encoder: torch.nn.Module, state: dict, ctx: Dis
     ema.module.load_state_dict(encoder.state_dict())  # switched on mid-run: the average starts here
     if ctx.is_main:
         print("last.pt has no encoder average (optim.encoder_ema was off); the average starts at the resumed step", flush=True)
-
-
-def _truncate_after(path: Path, step: int) -> None:
-    """Resume: rows logged after the checkpoint we resume from would be logged again; drop them."""
-    lines = path.read_text().splitlines(keepends=True)
-    kept = lines[:1] + [line for line in lines[1:] if int(line.split(",", 1)[0]) <= step]
-    path.write_text("".join(kept))
-
-
-def _sched_row(sched: DynamicCorruptionScheduler) -> dict:
-    s = sched.state
-    return {"mask_ratio": s.mask_ratio, "rot_ratio": s.rot_ratio, "lambda_rec": s.lambda_rec, "lambda_rot": s.lambda_rot}
-
-
-def plot_scheduler(history: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    steps = np.array([h["step"] for h in history])
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
-    for key in ("mask_ratio", "rot_ratio"):
-        axes[0].plot(steps, [h[key] for h in history], label=key)
-    for key in ("lambda_rec", "lambda_rot"):
-        axes[1].plot(steps, [h[key] for h in history], label=key)
-    for key in ("ema_rec", "ema_rot"):
-        axes[2].plot(steps, [h[key] if h[key] is not None else np.nan for h in history], label=key)
-    for ax, title in zip(axes, ("corruption ratios", "task weights", "loss EMAs"), strict=True):
-        ax.set_title(title)
-        ax.set_xlabel("step")
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
