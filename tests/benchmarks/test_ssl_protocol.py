@@ -133,3 +133,18 @@ def test_summary_reports_the_best_gpu_run_apart_with_its_budget() -> None:
     summary = ssl_protocol.summary({"cifar10": cpu, "cifar10_gpu_a": gpus[0], "cifar10_gpu_b": gpus[1]})
     assert summary["cifar10_linear_probe_top1_gpu"] == 65.5 and summary["cifar10_linear_probe_top1_best"] == 69.0
     assert summary["cifar10_gpu_budget"].startswith("41 epochs, ") and summary["cifar10_gpu_budget"].endswith("on NVIDIA H200")
+
+
+def test_summary_lists_the_repeats_of_the_best_two_hour_recipe_beside_it() -> None:
+    best, repeat = section(63.0, 14), section(62.0, 14, "probe.monitor_every=5")  # probe cadence changes no weights
+    others = {
+        "cifar10_dis": section(60.0, 14, "loss.lambda_dis=0.5"),
+        "cifar10_cut": section(61.0, 14, "optim.schedule_epochs=28"),  # another schedule is no repeat
+        "cifar10_28ep": section(70.0, 28),  # over 2 CPU-hours
+    }
+    summary = ssl_protocol.summary({"cifar10": best, "cifar10_r2": repeat, **others})
+    assert summary["cifar10_linear_probe_top1_cpu2h"] == 63.0
+    assert summary["cifar10_cpu2h_repeats_top1"] == [63.0, 62.0]
+    assert summary["cifar10_cpu2h_repeats_mean_top1"] == 62.5
+    alone = ssl_protocol.summary({"cifar10": best, **others})
+    assert "cifar10_cpu2h_repeats_top1" not in alone
