@@ -148,3 +148,6 @@ def test_summary_lists_the_repeats_of_the_best_two_hour_recipe_beside_it() -> No
     assert summary["cifar10_cpu2h_repeats_mean_top1"] == 62.5
     alone = ssl_protocol.summary({"cifar10": best, **others})
     assert "cifar10_cpu2h_repeats_top1" not in alone
+    assert ssl_protocol.repeats_markdown({"cifar10": best, "cifar10_r2": repeat, **others})[2].startswith("The same recipe")
+    assert "cifar10: 63.00 %, cifar10_r2: 62.00 %; mean 62.50 %" in ssl_protocol.repeats_markdown({"cifar10": best, "cifar10_r2": repeat})[2]
+    assert ssl_protocol.repeats_markdown({"cifar10": best, **others}) == []
