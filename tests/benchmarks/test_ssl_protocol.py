@@ -13,6 +13,7 @@ from edgessl.recipe import load_recipe
 REPO = Path(__file__).parents[2]
 sys.path.insert(0, str(REPO / "benchmarks"))
 import _common  # noqa: E402  (a script folder, not a package)
+import _ssl_report as ssl_report  # noqa: E402
 import ssl_protocol  # noqa: E402
 
 
@@ -26,7 +27,7 @@ def section(top1: float, epochs: int, *overrides: str) -> dict:
 
 def test_trend_fits_the_default_recipe_series() -> None:
     default = section(63.0, 14)
-    trend = ssl_protocol.schedule_trend(default, [default, section(60.0, 7), section(70.0, 28, "loss.lambda_dis=0.5")])
+    trend = ssl_report.schedule_trend(default, [default, section(60.0, 7), section(70.0, 28, "loss.lambda_dis=0.5")])
     assert trend is not None
     assert [p["epochs"] for p in trend["points"]] == [7, 14]  # the other recipe's run is not a point
     assert trend["points_per_doubling"] == pytest.approx(3.0)
@@ -36,25 +37,25 @@ def test_trend_fits_the_default_recipe_series() -> None:
 def test_trend_falls_back_to_another_recipe_and_names_how_it_differs() -> None:
     default = section(66.0, 14, "loss.lambda_dis=0.5")
     series = [section(60.0, 7, "loss.lambda_dis=0.25"), section(63.0, 14, "loss.lambda_dis=0.25")]
-    trend = ssl_protocol.schedule_trend(default, [default, *series])
+    trend = ssl_report.schedule_trend(default, [default, *series])
     assert trend is not None
     assert trend["points_per_doubling"] == pytest.approx(3.0)
     assert trend["basis"] == ["loss.lambda_dis=0.25"]
-    summary = ssl_protocol.summary({"cifar10": default, "cifar10_7ep": series[0], "cifar10_14ep": series[1]})
+    summary = ssl_report.summary({"cifar10": default, "cifar10_7ep": series[0], "cifar10_14ep": series[1]})
     assert summary["cifar10_trend_recipe"] == "the default with loss.lambda_dis=0.25"
 
 
 def test_no_trend_without_two_lengths_of_one_recipe() -> None:
     default = section(66.0, 14)
-    assert ssl_protocol.schedule_trend(default, [default, section(60.0, 7, "loss.lambda_dis=0.5")]) is None
+    assert ssl_report.schedule_trend(default, [default, section(60.0, 7, "loss.lambda_dis=0.5")]) is None
 
 
 def test_a_run_stopped_by_its_time_budget_is_no_trend_point_and_says_so() -> None:
     default = section(63.0, 14)
     stopped = section(62.0, 28, "optim.max_minutes=100")
     stopped["rows"]["edgessl_ssl_probe"] |= {"pretrain_epochs": 12.5, "schedule_epochs": 28, "stopped_by_max_minutes": 100.0}
-    assert ssl_protocol.schedule_trend(default, [default, section(60.0, 7), stopped])["points"][-1]["epochs"] == 14
-    text = ssl_protocol.budget_text(stopped["rows"]["edgessl_ssl_probe"], stopped["environment"])
+    assert ssl_report.schedule_trend(default, [default, section(60.0, 7), stopped])["points"][-1]["epochs"] == 14
+    text = ssl_report.budget_text(stopped["rows"]["edgessl_ssl_probe"], stopped["environment"])
     assert text.startswith("12.5 epochs of a 28-epoch schedule (stopped by its 100-min budget)")
 
 
@@ -64,8 +65,8 @@ def test_a_run_resumed_with_a_longer_schedule_is_no_trend_point_and_says_so() ->
     changes = {"optim.epochs": [14, 28], "optim.max_minutes": [100, 200]}
     segments = [{"from_step": 0, "from_epoch": 0, "recipe_changes": {}}, {"from_step": 5460, "from_epoch": 14, "recipe_changes": changes}]
     lengthened["rows"]["edgessl_ssl_probe"]["segments"] = segments
-    assert ssl_protocol.schedule_trend(default, [default, section(60.0, 7), lengthened])["points"][-1]["epochs"] == 14
-    text = ssl_protocol.budget_text(lengthened["rows"]["edgessl_ssl_probe"], lengthened["environment"])
+    assert ssl_report.schedule_trend(default, [default, section(60.0, 7), lengthened])["points"][-1]["epochs"] == 14
+    text = ssl_report.budget_text(lengthened["rows"]["edgessl_ssl_probe"], lengthened["environment"])
     assert text.endswith("; resumed at epoch 14 with optim.epochs 14 -> 28")  # the new time budget is not repeated
 
 
@@ -109,7 +110,7 @@ def test_a_resumed_run_counts_every_segments_probe_time_and_reports_the_chosen_w
 def test_summary_headline_is_the_best_budget_and_keeps_the_default() -> None:
     default, longer = section(63.0, 14), section(70.0, 28)
     longer["environment"] |= {"date": "2026-12-02"}
-    summary = ssl_protocol.summary({"cifar10": default, "cifar10_28ep": longer})
+    summary = ssl_report.summary({"cifar10": default, "cifar10_28ep": longer})
     assert summary["cifar10_linear_probe_top1"] == summary["cifar10_linear_probe_top1_best"] == 70.0
     assert summary["cifar10_linear_probe_top1_default"] == 63.0
     assert summary["cifar10_best_budget"].startswith("28 epochs")
@@ -119,9 +120,9 @@ def test_a_run_whose_cosine_spans_its_time_budget_is_a_complete_trend_point_and_
     default = section(63.0, 14)
     timed = section(66.0, 400, "optim.max_minutes=118", "optim.schedule_by_time=true")
     timed["rows"]["edgessl_ssl_probe"] |= {"pretrain_epochs": 21.3, "schedule_epochs": 21.3, "stopped_by_max_minutes": 118.0, "cosine_over_minutes": 118.0}
-    trend = ssl_protocol.schedule_trend(default, [default, section(60.0, 7), timed])
+    trend = ssl_report.schedule_trend(default, [default, section(60.0, 7), timed])
     assert [p["epochs"] for p in trend["points"]] == [7, 14, 21]
-    text = ssl_protocol.budget_text(timed["rows"]["edgessl_ssl_probe"], timed["environment"])
+    text = ssl_report.budget_text(timed["rows"]["edgessl_ssl_probe"], timed["environment"])
     assert text.startswith("21.3 epochs of a cosine laid over its 118-min budget, ")
 
 
@@ -130,7 +131,7 @@ def test_summary_reports_the_best_gpu_run_apart_with_its_budget() -> None:
     gpus = [section(65.5, 41, "device=cuda"), section(64.2, 63, "device=cuda")]
     for gpu in gpus:
         gpu["environment"] = {"device": "NVIDIA H200", "cpu_threads": 4}
-    summary = ssl_protocol.summary({"cifar10": cpu, "cifar10_gpu_a": gpus[0], "cifar10_gpu_b": gpus[1]})
+    summary = ssl_report.summary({"cifar10": cpu, "cifar10_gpu_a": gpus[0], "cifar10_gpu_b": gpus[1]})
     assert summary["cifar10_linear_probe_top1_gpu"] == 65.5 and summary["cifar10_linear_probe_top1_best"] == 69.0
     assert summary["cifar10_gpu_budget"].startswith("41 epochs, ") and summary["cifar10_gpu_budget"].endswith("on NVIDIA H200")
 
@@ -142,12 +143,12 @@ def test_summary_lists_the_repeats_of_the_best_two_hour_recipe_beside_it() -> No
         "cifar10_cut": section(61.0, 14, "optim.schedule_epochs=28"),  # another schedule is no repeat
         "cifar10_28ep": section(70.0, 28),  # over 2 CPU-hours
     }
-    summary = ssl_protocol.summary({"cifar10": best, "cifar10_r2": repeat, **others})
+    summary = ssl_report.summary({"cifar10": best, "cifar10_r2": repeat, **others})
     assert summary["cifar10_linear_probe_top1_cpu2h"] == 63.0
     assert summary["cifar10_cpu2h_repeats_top1"] == [63.0, 62.0]
     assert summary["cifar10_cpu2h_repeats_mean_top1"] == 62.5
-    alone = ssl_protocol.summary({"cifar10": best, **others})
+    alone = ssl_report.summary({"cifar10": best, **others})
     assert "cifar10_cpu2h_repeats_top1" not in alone
-    assert ssl_protocol.repeats_markdown({"cifar10": best, "cifar10_r2": repeat, **others})[2].startswith("The same recipe")
-    assert "cifar10: 63.00 %, cifar10_r2: 62.00 %; mean 62.50 %" in ssl_protocol.repeats_markdown({"cifar10": best, "cifar10_r2": repeat})[2]
-    assert ssl_protocol.repeats_markdown({"cifar10": best, **others}) == []
+    assert ssl_report.repeats_markdown({"cifar10": best, "cifar10_r2": repeat, **others})[2].startswith("The same recipe")
+    assert "cifar10: 63.00 %, cifar10_r2: 62.00 %; mean 62.50 %" in ssl_report.repeats_markdown({"cifar10": best, "cifar10_r2": repeat})[2]
+    assert ssl_report.repeats_markdown({"cifar10": best, **others}) == []
