@@ -152,3 +152,17 @@ def test_summary_lists_the_repeats_of_the_best_two_hour_recipe_beside_it() -> No
     assert ssl_report.repeats_markdown({"cifar10": best, "cifar10_r2": repeat, **others})[2].startswith("The same recipe")
     assert "cifar10: 63.00 %, cifar10_r2: 62.00 %; mean 62.50 %" in ssl_report.repeats_markdown({"cifar10": best, "cifar10_r2": repeat})[2]
     assert ssl_report.repeats_markdown({"cifar10": best, **others}) == []
+
+
+def test_a_complete_run_as_long_as_the_prediction_measures_it_and_the_report_says_whether_it_held() -> None:
+    default, short = section(63.0, 14), section(60.0, 7)  # 3 points per doubling: 80 % predicted near 711 epochs
+    long_run = section(70.0, 800, "loss.lambda_dis=0.5")  # another recipe, so no point of the fit
+    sections = {"cifar10": default, "cifar10_7ep": short, "cifar10_800ep": long_run}
+    summary = ssl_report.summary(sections)
+    assert summary["cifar10_predicted_epochs_for_80"] == pytest.approx(711, abs=1)
+    assert summary["cifar10_trend_check_top1"] == 70.0 and summary["cifar10_trend_check_reached_80"] is False
+    assert summary["cifar10_trend_check_budget"].startswith("800 epochs")
+    check = ssl_report.trend_markdown(sections)[-2]
+    assert "`loss.lambda_dis=0.5`" in check and "failed by 10.00 points" in check
+    shorter = sections | {"cifar10_800ep": section(70.0, 28, "loss.lambda_dis=0.5")}
+    assert "cifar10_trend_check_top1" not in ssl_report.summary(shorter)
