@@ -55,8 +55,7 @@ def summary(sections: dict) -> dict:
             s[f"{key}_predicted_cpu_hours_for_{TREND_TARGET}"] = trend["cpu_hours_for_target"]
             if trend["basis"]:
                 s[f"{key}_trend_recipe"] = "the default with " + " ".join(trend["basis"])
-            check = trend_check(sec, budgets, trend)
-            if check:  # the prediction measured: the summary says whether it held
+            if check := trend["check"]:  # the prediction measured: the summary says whether it held
                 s[f"{key}_trend_check_top1"] = check["top1"]
                 s[f"{key}_trend_check_budget"] = check["budget"]
                 s[f"{key}_trend_check_reached_{TREND_TARGET}"] = check["reached_target"]
@@ -138,28 +137,30 @@ def schedule_trend(default: dict, budgets: list[dict]) -> dict | None:
     """Estimated, not measured: probe top-1 = a + b ln(epochs), fitted to the endpoints of complete CPU runs
     of one recipe at different lengths (mid-run probes are not endpoints), and the epochs and CPU hours that
     the fit predicts for TREND_TARGET %. The default section's recipe when it has such a series, else the
-    first recipe that has one, named in "basis" by how it differs from the default. None if no recipe has."""
+    first recipe that has one, named in "basis" by how it differs from the default. None if no recipe has.
+    "check" is the prediction measured (_trend_check), or None."""
+    complete = [b for b in budgets if b["environment"]["device"] == "cpu" and _complete(b)]
     for reference in [default, *budgets]:
-        trend = _fit_trend([b for b in budgets if b["environment"]["device"] == "cpu" and _complete(b) and not recipe_difference(b, reference)])
+        trend = _fit_trend([b for b in complete if not recipe_difference(b, reference)])
         if trend:
-            return trend | {"basis": recipe_difference(reference, default)}
+            return trend | {"basis": recipe_difference(reference, default), "check": _trend_check(default, complete, trend)}
     return None
 
 
-def trend_check(default: dict, budgets: list[dict], trend: dict) -> dict | None:
-    """Measured test of the trend's prediction: the best complete CPU run at least as long as the epochs it
-    predicts for TREND_TARGET %, of any recipe (named by how it differs from the default); None while no
+def _trend_check(default: dict, complete: list[dict], trend: dict) -> dict | None:
+    """Measured test of the trend's prediction: the best of the complete CPU runs at least as long as the epochs
+    it predicts for TREND_TARGET %, of any recipe (named by how it differs from the default); None while no
     run is that long."""
-    complete = [b for b in budgets if b["environment"]["device"] == "cpu" and _complete(b)]
     long_enough = [b for b in complete if b["rows"]["edgessl_ssl_probe"]["pretrain_epochs"] >= trend["epochs_for_target"]]
     if not long_enough:
         return None
     run = max(long_enough, key=_probe_top1)
+    top1 = _probe_top1(run)
     return {
-        "top1": _probe_top1(run),
+        "top1": top1,
         "budget": budget_text(run["rows"]["edgessl_ssl_probe"], run["environment"]),
         "recipe": recipe_difference(run, default),
-        "reached_target": _probe_top1(run) >= TREND_TARGET,
+        "reached_target": top1 >= TREND_TARGET,
     }
 
 
@@ -268,8 +269,7 @@ def trend_markdown(sections: dict) -> list[str]:
             "minutes per epoch. An extrapolation from few points, not a measurement.",
             "",
         ]
-        check = trend_check(default, budgets, trend)
-        if check:
+        if check := trend["check"]:
             recipe = f"the default with `{' '.join(check['recipe'])}`" if check["recipe"] else "the default recipe"
             missed = f"The prediction failed by {TREND_TARGET - check['top1']:.2f} points: the fit over-extrapolates, and that schedule does not reach {TREND_TARGET} %."
             verdict = "The prediction held." if check["reached_target"] else missed
