@@ -18,7 +18,7 @@ from _common import command_line, environment, write_results
 from edgessl.data.cache import load_split
 from edgessl.deploy.classifier import build_classifier
 from edgessl.deploy.export import export
-from edgessl.deploy.fidelity import FidelityError, FidelityReport
+from edgessl.deploy.fidelity import DEFAULT_MIN_AGREEMENT, FidelityError, FidelityReport
 from edgessl.deploy.pipeline import ClassifierBundle, labelled_subset, save_bundle, test_split, torch_top1
 from edgessl.deploy.qat import qat_finetune
 from edgessl.eval.features import load_encoder
@@ -42,6 +42,8 @@ def main() -> None:
     p.add_argument("--qat-epochs", type=int, default=2)
     p.add_argument("--test-limit", type=int, default=None, help="default: the whole test split")
     p.add_argument("--name", default="deploy_cifar10")
+    p.add_argument("--max-drop", type=float, default=2.0, help="fidelity gate: int8 top-1 points below fp32")
+    p.add_argument("--min-agreement", type=float, default=DEFAULT_MIN_AGREEMENT, help="fidelity gate: %% of test images where int8 and fp32 agree")
     p.add_argument("--stages", default="stage4", help="comma-separated stages whose pooled outputs the probe head reads, e.g. stage3,stage4")
     args = p.parse_args()
     stages = parse_stages(args.stages)
@@ -63,7 +65,7 @@ def main() -> None:
     save_bundle(bundle, args.run / "classifier.pt")
     print(f"fp32 probe {fp32_probe:.2f} %, NNCF fake-quant after QAT {fake_quant:.2f} %", flush=True)
     try:
-        result = export(bundle, "c", True, args.run / "export", max_drop=2.0, test_limit=args.test_limit)
+        result = export(bundle, "c", True, args.run / "export", args.max_drop, args.test_limit, args.min_agreement)
         gate_passed = True
     except FidelityError as err:  # still record what was measured: export/fidelity.json is written before the gate
         print(err, flush=True)
@@ -80,6 +82,8 @@ def main() -> None:
         "fp32_probe_before_qat_top1": round(fp32_probe, 2),
         "nncf_fake_quant_top1": round(fake_quant, 2),
         "tflm_vs_fp32_drop_points": round(rep.top1["pytorch-fp32"] - rep.top1["tflite-int8-tflm"], 2),
+        "tflm_agreement_with_fp32_percent": round(rep.agreement_with_fp32["tflite-int8-tflm"], 2),
+        "lowest_layer_cosine": round(min(row["cosine"] for row in rep.layers), 4),
         "tflm_arena_bytes": arena["minimum_arena_size"],
         "tflite_int8_bytes": (args.run / "export" / "model_int8.tflite").stat().st_size,
         "firmware_flatbuffer_bytes": (args.run / "export" / "model_int8_micro.tflite").stat().st_size,  # what the C array embeds
@@ -93,7 +97,8 @@ def main() -> None:
           f"Linear probe ({probe.protocol()}), then NNCF QAT for {args.qat_epochs} epochs ({qat.steps} steps) on the same {len(labels)} labelled images; "
           f"int8 ranges recalibrated on 256 training images (per-tensor min/max). {env['device']}, torch {env['torch']}, {env['date']}.", "",
           rep.table(), "", f"NNCF fake-quant top-1: {fake_quant:.2f} %; fp32 probe before QAT: {fp32_probe:.2f} %.", "",
-          f"Fidelity gate (max drop 2 points): {'passed' if gate_passed else 'FAILED: the C export was refused'}.", "",
+          f"Fidelity gate (top-1 at most {args.max_drop:g} points below fp32, argmax agreement at least {args.min_agreement:g} %): "
+          f"{'passed' if gate_passed else 'FAILED: the C export was refused'}.", "",
           f"TFLite Micro arena (measured, bisection-confirmed): {arena['minimum_arena_size']:,} bytes; int8 model {summary['tflite_int8_bytes']:,} bytes, "
           f"{summary['firmware_flatbuffer_bytes']:,} as the firmware embeds it (`model_int8_micro.tflite`: tensor names stripped, weight zero points stored once).", "",
           "Lowest per-layer cosine, int8 vs fp32 TFLite:", "", rep.layer_table(), ""]  # fmt: skip

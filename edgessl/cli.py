@@ -220,6 +220,7 @@ def export(
     int8: Annotated[bool, typer.Option("--int8", help="full-integer int8 (always on for --format c)")] = False,
     out: Annotated[Optional[Path], typer.Option(help="output folder (default: <run>/export)")] = None,
     max_drop: Annotated[float, typer.Option(help="fail when int8 top-1 falls more than this many points below fp32")] = 2.0,
+    min_agreement: Annotated[float, typer.Option(help="fail when int8 and fp32 pick the same class on fewer than this % of test images")] = 90.0,
     test_limit: Annotated[Optional[int], typer.Option(help="fidelity on the first N test images (default: all)")] = None,
 ) -> None:
     """Export to ONNX, TFLite or a firmware C array; int8 exports write and enforce a fidelity report."""
@@ -232,7 +233,7 @@ def export(
         _fail(f"unknown format {format!r}; known: {', '.join(FORMATS)}")
     try:
         bundle = load_bundle(checkpoint)
-        result = run_export(bundle, format, int8 or format == "c", out or _resolve_dir(checkpoint) / "export", max_drop, test_limit)
+        result = run_export(bundle, format, int8 or format == "c", out or _resolve_dir(checkpoint) / "export", max_drop, test_limit, min_agreement)
     except (UnsupportedOpError, FidelityError, ValueError, FileNotFoundError) as err:
         _fail(str(err))
     if result.report is not None:

@@ -24,7 +24,7 @@ def test_pretrain_probe_qat_export_budget(tmp_path):
     out = _ok(["finetune", "--checkpoint", str(run), "--qat", "--epochs", "1"])
     assert "fake-quant (NNCF)" in out and (run / "classifier.pt").is_file()
     # The smoke encoder sees 16 steps of synthetic data: int8 accuracy is not the point here, the path is.
-    out = _ok(["export", "--checkpoint", str(run / "classifier.pt"), "--format", "c", "--max-drop", "100", "--out", str(tmp_path / "fw")])
+    out = _ok(["export", "--checkpoint", str(run / "classifier.pt"), "--format", "c", "--max-drop", "100", "--min-agreement", "0", "--out", str(tmp_path / "fw")])
     assert "tflite-int8-tflm" in out and "arena (measured)" in out
     fw = tmp_path / "fw"
     artefacts = ("model_int8.tflite", "model_int8_micro.tflite", "model_int8_micro.tensor_names.json", "model_int8.onnx", "fidelity.json", "model_int8.tflite.json")

@@ -1,6 +1,6 @@
 """`edgessl export`: build the requested artefact, verify it against PyTorch on real images, and for
 int8 write the fidelity report (fp32 PyTorch, ONNX int8, TFLite int8 in LiteRT and in TFLite Micro),
-failing when int8 loses more than `max_drop` points."""
+failing when int8 loses more than `max_drop` points of top-1 or agrees with fp32 on fewer than `min_agreement` % of images."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from edgessl.deploy.exporters import write_metadata
 from edgessl.deploy.exporters.c_array import export_c_array
 from edgessl.deploy.exporters.onnx import export_onnx_fp32, quantize_onnx_int8
 from edgessl.deploy.exporters.tflite import calibration_inputs, export_tflite_fp32, quantize_tflite_int8
-from edgessl.deploy.fidelity import FidelityReport, check_drop, evaluate_runtimes, layer_errors
+from edgessl.deploy.fidelity import DEFAULT_MIN_AGREEMENT, FidelityReport, check_fidelity, evaluate_runtimes, layer_errors
 from edgessl.deploy.pipeline import ClassifierBundle, artefact_meta, labelled_subset, test_split, write_json
 from edgessl.deploy.tflite_graph import MicroShrink, write_micro_flatbuffer
 from edgessl.runtimes import package_version
@@ -88,7 +88,8 @@ def fidelity(bundle: ClassifierBundle, paths: dict[str, Path], test_limit: int |
     return report
 
 
-def export(bundle: ClassifierBundle, fmt: str, int8: bool, out: Path, max_drop: float = 2.0, test_limit: int | None = None) -> ExportResult:
+def export(bundle: ClassifierBundle, fmt: str, int8: bool, out: Path, max_drop: float = 2.0, test_limit: int | None = None,
+           min_agreement: float = DEFAULT_MIN_AGREEMENT) -> ExportResult:  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     result = ExportResult()
     meta = artefact_meta(bundle, {"int8_ranges": QAT_RANGES_NOTE if bundle.stage == "qat" else "calibrated on real training images (min/max)"})
@@ -103,9 +104,10 @@ def export(bundle: ClassifierBundle, fmt: str, int8: bool, out: Path, max_drop: 
     paths["tflite_int8_micro"], shrink = build_micro(paths["tflite_int8"], out / "model_int8_micro.tflite", train_images[:8])
     report = fidelity(bundle, paths, test_limit)
     result.report = report
-    write_json(out / "fidelity.json", {**report.to_dict(), **meta, "max_drop_points": max_drop, "wall_s": round(time.perf_counter() - t0, 1)})
+    gate = {"max_drop_points": max_drop, "min_agreement_percent": min_agreement}
+    write_json(out / "fidelity.json", {**report.to_dict(), **meta, **gate, "wall_s": round(time.perf_counter() - t0, 1)})
     (out / "fidelity.md").write_text(f"# Fidelity of the int8 artefacts\n\n{report.table()}\n\nLowest per-layer cosine:\n\n{report.layer_table()}\n\n{QAT_RANGES_NOTE}\n")
-    check_drop(report, REFERENCE, max_drop)
+    check_fidelity(report, REFERENCE, max_drop, min_agreement)
     result.arena = measure_arena(paths["tflite_int8_micro"])
     extra = {"tflite_int8_micro": {"source_flatbuffer": paths["tflite_int8"].name, "stripped": shrink.note()}}
     for key, path in paths.items():

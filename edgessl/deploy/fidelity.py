@@ -83,11 +83,23 @@ def layer_errors(fp32_tflite: Path, int8_tflite: Path, images: np.ndarray) -> li
     return sorted(rows, key=lambda r: r["op_index"])
 
 
-def check_drop(report: FidelityReport, reference: str, max_drop: float) -> None:
-    worst = {k: report.top1[reference] - v for k, v in report.top1.items() if k != reference}
-    failing = {k: d for k, d in worst.items() if d > max_drop}
-    if failing:
-        names = ", ".join(f"{k} (-{d:.2f} points)" for k, d in failing.items())
-        raise FidelityError(
-            f"int8 accuracy dropped more than {max_drop} points below {reference}: {names}\n\n{report.table()}\n\nWhere it is lost (lowest cosine first):\n{report.layer_table()}"
-        )
+DEFAULT_MIN_AGREEMENT = 90.0  # % of test images whose int8 argmax equals fp32's; 92.17-96.56 % in the five recorded CIFAR-10 deployments
+
+
+def check_fidelity(report: FidelityReport, reference: str, max_drop: float, min_agreement: float = DEFAULT_MIN_AGREEMENT) -> None:
+    """Fail when an int8 runtime's top-1 falls more than `max_drop` points below `reference`, or when its argmax agrees
+    with `reference`'s on fewer than `min_agreement` % of the test images. Top-1 alone can hold while predictions
+    flip both ways: a 65-epoch CIFAR-10 encoder lost 0.05 points in TFLite Micro int8 with 7.6 % of its answers
+    changed (benchmarks/results/README.md, Deployment)."""
+    problems = []
+    for name, top1 in report.top1.items():
+        if name == reference:
+            continue
+        drop, agreement = report.top1[reference] - top1, report.agreement_with_fp32[name]
+        if drop > max_drop:
+            problems.append(f"{name}: top-1 {drop:.2f} points below {reference} (dropped more than {max_drop} points)")
+        if agreement < min_agreement:
+            problems.append(f"{name}: argmax agrees with {reference} on {agreement:.2f} % of the test images (floor {min_agreement} %)")
+    if problems:
+        listed = "\n".join(f"- {p}" for p in problems)
+        raise FidelityError(f"int8 fidelity gate failed:\n{listed}\n\n{report.table()}\n\nWhere it is lost (lowest cosine first):\n{report.layer_table()}")

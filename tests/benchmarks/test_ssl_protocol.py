@@ -166,3 +166,16 @@ def test_a_complete_run_as_long_as_the_prediction_measures_it_and_the_report_say
     assert "`loss.lambda_dis=0.5`" in check and "failed by 10.00 points" in check
     shorter = sections | {"cifar10_800ep": section(70.0, 28, "loss.lambda_dis=0.5")}
     assert "cifar10_trend_check_top1" not in ssl_report.summary(shorter)
+
+
+def test_the_measured_check_refits_a_curve_that_can_level_off_and_says_where() -> None:
+    curve = {epochs: round(76.0 - 100.0 / epochs, 2) for epochs in (7, 14, 28, 2000)}  # levels off at 76 %
+    sections = {"cifar10": section(curve[14], 14), "cifar10_7ep": section(curve[7], 7), "cifar10_28ep": section(curve[28], 28),
+                "cifar10_2000ep": section(curve[2000], 2000, "loss.lambda_dis=0.5")}  # fmt: skip
+    summary = ssl_report.summary(sections)
+    assert summary["cifar10_trend_check_reached_80"] is False
+    assert summary["cifar10_trend_refit_asymptote_top1"] == pytest.approx(76.0, abs=0.05)
+    assert summary["cifar10_trend_refit_epochs_for_80"] is None
+    refit = ssl_report.trend_markdown(sections)[-2]
+    assert "levels off at 76.0" in refit and "no schedule length that reaches 80 %" in refit and "mixes two recipes" in refit
+    assert ssl_report._fit_saturating([(7, 61.0), (14, 68.0), (28, 72.0)]) is None  # three parameters need four lengths

@@ -1,0 +1,31 @@
+"""The int8 fidelity gate: top-1 drop and argmax agreement, each failing the export with the table that shows why."""
+
+import pytest
+
+from edgessl.deploy.fidelity import FidelityError, FidelityReport, check_fidelity
+
+REFERENCE = "pytorch-fp32"
+
+
+def _report(int8_top1: float, agreement: float) -> FidelityReport:
+    layers = [{"op_index": 3, "op": "FULLY_CONNECTED", "tensor": "attn/proj", "cosine": 0.894, "rmse": 0.2}]
+    return FidelityReport(10000, {REFERENCE: 74.34, "tflite-int8-tflm": int8_top1}, {REFERENCE: 100.0, "tflite-int8-tflm": agreement},
+                          {REFERENCE: "torch", "tflite-int8-tflm": "tflm"}, layers)  # fmt: skip
+
+
+def test_a_small_drop_with_high_agreement_passes():
+    check_fidelity(_report(74.29, 96.4), REFERENCE, max_drop=2.0, min_agreement=90.0)
+
+
+def test_top1_that_holds_while_many_answers_flip_fails_on_agreement_and_names_the_weakest_layer():
+    with pytest.raises(FidelityError) as err:
+        check_fidelity(_report(74.29, 85.0), REFERENCE, max_drop=2.0, min_agreement=90.0)
+    text = str(err.value)
+    assert "argmax agrees with pytorch-fp32 on 85.00 %" in text and "floor 90.0 %" in text
+    assert "dropped more than" not in text  # the top-1 bound held
+    assert "| tflite-int8-tflm | 74.29 | 85.00 |" in text and "attn/proj" in text and "0.8940" in text
+
+
+def test_a_top1_drop_over_the_bound_fails_even_when_agreement_is_high():
+    with pytest.raises(FidelityError, match=r"tflite-int8-tflm: top-1 3.34 points below pytorch-fp32 \(dropped more than 2.0 points\)"):
+        check_fidelity(_report(71.0, 95.0), REFERENCE, max_drop=2.0, min_agreement=90.0)
