@@ -17,10 +17,11 @@ from _common import command_line, environment, write_results
 
 from edgessl.data.cache import load_split
 from edgessl.deploy.classifier import build_classifier
-from edgessl.deploy.export import export
+from edgessl.deploy.export import export, ranges_note
 from edgessl.deploy.fidelity import DEFAULT_MIN_AGREEMENT, FidelityError, FidelityReport
 from edgessl.deploy.pipeline import ClassifierBundle, labelled_subset, save_bundle, test_split, torch_top1
 from edgessl.deploy.qat import qat_finetune
+from edgessl.deploy.ranges import RANGE_METHODS
 from edgessl.eval.features import load_encoder
 from edgessl.eval.probe import linear_probe
 from edgessl.models.tinynext import parse_stages
@@ -44,6 +45,7 @@ def main() -> None:
     p.add_argument("--name", default="deploy_cifar10")
     p.add_argument("--max-drop", type=float, default=2.0, help="fidelity gate: int8 top-1 points below fp32")
     p.add_argument("--min-agreement", type=float, default=DEFAULT_MIN_AGREEMENT, help="fidelity gate: %% of test images where int8 and fp32 agree")
+    p.add_argument("--ranges", default="minmax", choices=RANGE_METHODS, help="how the TFLite int8 activation ranges are chosen")
     p.add_argument("--stages", default="stage4", help="comma-separated stages whose pooled outputs the probe head reads, e.g. stage3,stage4")
     args = p.parse_args()
     stages = parse_stages(args.stages)
@@ -65,7 +67,7 @@ def main() -> None:
     save_bundle(bundle, args.run / "classifier.pt")
     print(f"fp32 probe {fp32_probe:.2f} %, NNCF fake-quant after QAT {fake_quant:.2f} %", flush=True)
     try:
-        result = export(bundle, "c", True, args.run / "export", args.max_drop, args.test_limit, args.min_agreement)
+        result = export(bundle, "c", True, args.run / "export", args.max_drop, args.test_limit, args.min_agreement, args.ranges)
         gate_passed = True
     except FidelityError as err:  # still record what was measured: export/fidelity.json is written before the gate
         print(err, flush=True)
@@ -88,6 +90,7 @@ def main() -> None:
         "tflite_int8_bytes": (args.run / "export" / "model_int8.tflite").stat().st_size,
         "firmware_flatbuffer_bytes": (args.run / "export" / "model_int8_micro.tflite").stat().st_size,  # what the C array embeds
         "fidelity_gate_passed": gate_passed,
+        "activation_ranges": args.ranges,
     }
     env = environment()
     payload_out = {"summary": summary, "fidelity": rep.to_dict(), "qat_steps": qat.steps, "qat_epochs": args.qat_epochs,
@@ -95,7 +98,7 @@ def main() -> None:
                    "wall_s": round(time.perf_counter() - t0, 1)}  # fmt: skip
     md = [f"# Deployment fidelity: {args.run.name}", "", f"Reproduce: `{command_line()}` ({encoder_source(args.run)})", "",
           f"Linear probe ({probe.protocol()}), then NNCF QAT for {args.qat_epochs} epochs ({qat.steps} steps) on the same {len(labels)} labelled images; "
-          f"int8 ranges recalibrated on 256 training images (per-tensor min/max). {env['device']}, torch {env['torch']}, {env['date']}.", "",
+          f"{ranges_note(args.ranges, 'qat')} {env['device']}, torch {env['torch']}, {env['date']}.", "",
           rep.table(), "", f"NNCF fake-quant top-1: {fake_quant:.2f} %; fp32 probe before QAT: {fp32_probe:.2f} %.", "",
           f"Fidelity gate (top-1 at most {args.max_drop:g} points below fp32, argmax agreement at least {args.min_agreement:g} %): "
           f"{'passed' if gate_passed else 'FAILED: the C export was refused'}.", "",

@@ -222,18 +222,22 @@ def export(
     max_drop: Annotated[float, typer.Option(help="fail when int8 top-1 falls more than this many points below fp32")] = 2.0,
     min_agreement: Annotated[float, typer.Option(help="fail when int8 and fp32 pick the same class on fewer than this % of test images")] = 90.0,
     test_limit: Annotated[Optional[int], typer.Option(help="fidelity on the first N test images (default: all)")] = None,
+    ranges: Annotated[str, typer.Option(help="TFLite int8 activation ranges: minmax | mse (min/max narrowed to the least expected error)")] = "minmax",
 ) -> None:
     """Export to ONNX, TFLite or a firmware C array; int8 exports write and enforce a fidelity report."""
     from edgessl.deploy.export import export as run_export
     from edgessl.deploy.fidelity import FidelityError
     from edgessl.deploy.opcheck import UnsupportedOpError
     from edgessl.deploy.pipeline import FORMATS, load_bundle
+    from edgessl.deploy.ranges import RANGE_METHODS
 
     if format not in FORMATS:
         _fail(f"unknown format {format!r}; known: {', '.join(FORMATS)}")
+    if ranges not in RANGE_METHODS:
+        _fail(f"unknown activation ranges {ranges!r}; known: {', '.join(RANGE_METHODS)}")
     try:
         bundle = load_bundle(checkpoint)
-        result = run_export(bundle, format, int8 or format == "c", out or _resolve_dir(checkpoint) / "export", max_drop, test_limit, min_agreement)
+        result = run_export(bundle, format, int8 or format == "c", out or _resolve_dir(checkpoint) / "export", max_drop, test_limit, min_agreement, ranges)
     except (UnsupportedOpError, FidelityError, ValueError, FileNotFoundError) as err:
         _fail(str(err))
     if result.report is not None:

@@ -65,3 +65,8 @@ def test_smoke_recipe_end_to_end_with_probe(tmp_path):
     assert refused.exit_code != 0 and "--weight-decays: expected comma-separated non-negative numbers" in refused.output
     refused = runner.invoke(app, ["probe", "--checkpoint", str(tmp_path / "encoder.pt"), "--augment-copies", "-1"])
     assert refused.exit_code != 0 and "--augment-copies must be 0 or more" in refused.output
+
+
+def test_export_names_the_known_range_methods_before_loading_anything(tmp_path):
+    result = runner.invoke(app, ["export", "--checkpoint", str(tmp_path / "missing"), "--int8", "--ranges", "entropy"])
+    assert result.exit_code == 2 and "unknown activation ranges 'entropy'; known: minmax, mse" in result.output

@@ -16,6 +16,7 @@ from edgessl.deploy.exporters.onnx import export_onnx_fp32, quantize_onnx_int8
 from edgessl.deploy.exporters.tflite import calibration_inputs, export_tflite_fp32, quantize_tflite_int8
 from edgessl.deploy.fidelity import DEFAULT_MIN_AGREEMENT, FidelityReport, check_fidelity, evaluate_runtimes, layer_errors
 from edgessl.deploy.pipeline import ClassifierBundle, artefact_meta, labelled_subset, test_split, write_json
+from edgessl.deploy.ranges import RANGE_METHODS
 from edgessl.deploy.tflite_graph import MicroShrink, write_micro_flatbuffer
 from edgessl.runtimes import package_version
 from edgessl.runtimes.litert import LiteRTRuntime
@@ -24,10 +25,15 @@ from edgessl.runtimes.tflm import TFLMRuntime, measure_arena
 from edgessl.runtimes.torch_rt import TorchRuntime
 
 REFERENCE = "pytorch-fp32"
-QAT_RANGES_NOTE = (
-    "int8 ranges: recalibrated on 256 real training images by ai-edge-quantizer with per-tensor min/max (not its default "
-    "moving average); the QAT-trained weights are used, NNCF's learned ranges are not carried into TFLite."
-)
+RANGE_NOTES = {
+    "minmax": "per-tensor min/max (not ai-edge-quantizer's default moving average)",
+    "mse": "per-tensor min/max narrowed to the clipping with the least expected int8 error (edgessl.deploy.ranges)",
+}
+
+
+def ranges_note(ranges: str, stage: str) -> str:
+    qat = "; the QAT-trained weights are used, NNCF's learned ranges are not carried into TFLite" if stage == "qat" else ""
+    return f"int8 activation ranges (TFLite): calibrated on 256 real training images, {RANGE_NOTES[ranges]}{qat}."
 
 
 @dataclass
@@ -58,14 +64,14 @@ def export_fp32(bundle: ClassifierBundle, fmt: str, out: Path, probe_images: np.
     return path
 
 
-def build_int8(bundle: ClassifierBundle, out: Path, train_images: np.ndarray, calibration_count: int = 256) -> dict[str, Path]:
+def build_int8(bundle: ClassifierBundle, out: Path, train_images: np.ndarray, calibration_count: int = 256, ranges: str = "minmax") -> dict[str, Path]:
     """fp32 and int8 of both ONNX and TFLite, each fp32 file checked against PyTorch; `train_images`: the bundle's
-    labelled images (`labelled_subset`), which calibrate the int8 ranges."""
+    labelled images (`labelled_subset`), which calibrate the int8 ranges (`ranges`: how TFLite's are chosen)."""
     calib = calibration_inputs(train_images, calibration_count)
     paths = {"onnx_fp32": export_fp32(bundle, "onnx", out, train_images[:16])}
     paths["onnx_int8"] = quantize_onnx_int8(paths["onnx_fp32"], calib, out / "model_int8.onnx")
     paths["tflite_fp32"] = export_fp32(bundle, "tflite", out, train_images[:16])
-    paths["tflite_int8"] = quantize_tflite_int8(paths["tflite_fp32"], calib, out / "model_int8.tflite")
+    paths["tflite_int8"] = quantize_tflite_int8(paths["tflite_fp32"], calib, out / "model_int8.tflite", ranges)
     return paths
 
 
@@ -89,10 +95,13 @@ def fidelity(bundle: ClassifierBundle, paths: dict[str, Path], test_limit: int |
 
 
 def export(bundle: ClassifierBundle, fmt: str, int8: bool, out: Path, max_drop: float = 2.0, test_limit: int | None = None,
-           min_agreement: float = DEFAULT_MIN_AGREEMENT) -> ExportResult:  # fmt: skip
+           min_agreement: float = DEFAULT_MIN_AGREEMENT, ranges: str = "minmax") -> ExportResult:  # fmt: skip
+    if ranges not in RANGE_METHODS:
+        raise ValueError(f"activation ranges {ranges!r}; known: {', '.join(RANGE_METHODS)}")
     out.mkdir(parents=True, exist_ok=True)
     result = ExportResult()
-    meta = artefact_meta(bundle, {"int8_ranges": QAT_RANGES_NOTE if bundle.stage == "qat" else "calibrated on real training images (min/max)"})
+    note = ranges_note(ranges, bundle.stage)
+    meta = artefact_meta(bundle, {"int8_ranges": note})
     if not int8 and fmt in ("onnx", "tflite"):
         path = export_fp32(bundle, fmt, out, labelled_subset(bundle)[0][:16])
         write_metadata(path, meta)
@@ -100,13 +109,13 @@ def export(bundle: ClassifierBundle, fmt: str, int8: bool, out: Path, max_drop: 
         return result
     t0 = time.perf_counter()
     train_images, _ = labelled_subset(bundle)
-    paths = build_int8(bundle, out, train_images)
+    paths = build_int8(bundle, out, train_images, ranges=ranges)
     paths["tflite_int8_micro"], shrink = build_micro(paths["tflite_int8"], out / "model_int8_micro.tflite", train_images[:8])
     report = fidelity(bundle, paths, test_limit)
     result.report = report
-    gate = {"max_drop_points": max_drop, "min_agreement_percent": min_agreement}
+    gate = {"max_drop_points": max_drop, "min_agreement_percent": min_agreement, "activation_ranges": ranges}
     write_json(out / "fidelity.json", {**report.to_dict(), **meta, **gate, "wall_s": round(time.perf_counter() - t0, 1)})
-    (out / "fidelity.md").write_text(f"# Fidelity of the int8 artefacts\n\n{report.table()}\n\nLowest per-layer cosine:\n\n{report.layer_table()}\n\n{QAT_RANGES_NOTE}\n")
+    (out / "fidelity.md").write_text(f"# Fidelity of the int8 artefacts\n\n{report.table()}\n\nLowest per-layer cosine:\n\n{report.layer_table()}\n\n{note}\n")
     check_fidelity(report, REFERENCE, max_drop, min_agreement)
     result.arena = measure_arena(paths["tflite_int8_micro"])
     extra = {"tflite_int8_micro": {"source_flatbuffer": paths["tflite_int8"].name, "stripped": shrink.note()}}

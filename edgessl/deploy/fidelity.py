@@ -56,33 +56,28 @@ def evaluate_runtimes(runtimes: list[Runtime], images: np.ndarray, labels: np.nd
 
 
 def layer_errors(fp32_tflite: Path, int8_tflite: Path, images: np.ndarray) -> list[dict]:
-    """Per op output in the int8 graph: cosine similarity and RMSE against the same tensor of the fp32 graph."""
+    """Per op output in the int8 graph: cosine similarity and RMSE against the same tensor of the fp32 graph, over the
+    values of all `images` together. Per image, a sparse output (a squeeze-excite reduction after its ReLU) can be all
+    zero, and its cosine 0 would flag a layer whose int8 error is nil."""
     from edgessl.deploy.tflite_graph import TFLiteGraph
 
     graph = TFLiteGraph.load(int8_tflite)
-    sums: dict[str, list[float]] = {}
+    pairs: dict[tuple[int, str, str], list[tuple[np.ndarray, np.ndarray]]] = {}
     for img in images:
         ref, q = all_tensors(fp32_tflite, img), all_tensors(int8_tflite, img)
         for op in graph.ops:
             name = op.output_name
             if name in ref and name in q and ref[name].shape == q[name].shape:
-                a, b = ref[name].ravel().astype(np.float64), q[name].ravel().astype(np.float64)
-                cos = float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12))
-                rmse = float(np.sqrt(np.mean((a - b) ** 2)))
-                sums.setdefault(f"{op.index}|{op.name}|{name}", []).append((cos, rmse))
-    rows = []
-    for key, vals in sums.items():
-        idx, op, tensor = key.split("|", 2)
-        rows.append(
-            {
-                "op_index": int(idx),
-                "op": op,
-                "tensor": tensor,
-                "cosine": float(np.mean([v[0] for v in vals])),
-                "rmse": float(np.mean([v[1] for v in vals])),
-            }
-        )
-    return sorted(rows, key=lambda r: r["op_index"])
+                pairs.setdefault((op.index, op.name, name), []).append((ref[name].ravel(), q[name].ravel()))
+    return [{"op_index": idx, "op": op, "tensor": tensor, **pooled_error(values)} for (idx, op, tensor), values in sorted(pairs.items())]
+
+
+def pooled_error(pairs: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
+    """Cosine and RMSE of (reference, quantised) output pairs, their values pooled over the images."""
+    a = np.concatenate([ref for ref, _ in pairs]).astype(np.float64)
+    b = np.concatenate([q for _, q in pairs]).astype(np.float64)
+    cosine = float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12))
+    return {"cosine": cosine, "rmse": float(np.sqrt(np.mean((a - b) ** 2)))}
 
 
 def check_fidelity(report: FidelityReport, reference: str, max_drop: float, min_agreement: float = DEFAULT_MIN_AGREEMENT) -> None:

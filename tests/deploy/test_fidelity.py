@@ -1,8 +1,9 @@
 """The int8 fidelity gate: top-1 drop and argmax agreement, each failing the export with the table that shows why."""
 
+import numpy as np
 import pytest
 
-from edgessl.deploy.fidelity import FidelityError, FidelityReport, check_fidelity
+from edgessl.deploy.fidelity import FidelityError, FidelityReport, check_fidelity, layer_errors, pooled_error
 
 REFERENCE = "pytorch-fp32"
 
@@ -29,3 +30,19 @@ def test_top1_that_holds_while_many_answers_flip_fails_on_agreement_and_names_th
 def test_a_top1_drop_over_the_bound_fails_even_when_agreement_is_high():
     with pytest.raises(FidelityError, match=r"tflite-int8-tflm: top-1 3.34 points below pytorch-fp32 \(dropped more than 2.0 points\)"):
         check_fidelity(_report(71.0, 95.0), REFERENCE, max_drop=2.0, min_agreement=90.0)
+
+
+def test_layer_cosine_pools_the_images_so_an_all_zero_output_does_not_read_as_unrelated():
+    sparse = np.array([0.0, 1.3, 0.0, 0.2])  # a squeeze-excite reduction after ReLU: all zero on one image
+    error = pooled_error([(np.zeros(4), np.zeros(4)), (sparse, sparse + 0.01)])
+    assert error["cosine"] > 0.999 and error["rmse"] == pytest.approx(0.01 / np.sqrt(2))
+    assert pooled_error([(sparse, -sparse)])["cosine"] == pytest.approx(-1.0)
+
+
+def test_layer_errors_cover_the_int8_graph_ops(int8_model):
+    fp32 = int8_model.with_name("m_fp32.tflite")
+    images = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    rows = layer_errors(fp32, int8_model, images)
+    assert len(rows) > 100 and {"CONV_2D", "BATCH_MATMUL", "FULLY_CONNECTED"} <= {r["op"] for r in rows}
+    assert all(-1.0 <= r["cosine"] <= 1.0 + 1e-9 and r["rmse"] >= 0 for r in rows)
+    assert np.median([r["cosine"] for r in rows]) > 0.9

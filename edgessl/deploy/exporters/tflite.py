@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from edgessl.deploy.opcheck import check_tflite_model, check_torch_model
+from edgessl.deploy.ranges import RANGE_METHODS, narrow_ranges
 from edgessl.deploy.tflite_graph import inline_buffers
 
 
@@ -54,8 +55,11 @@ def calibrate_min_max(fp32_path: Path, signature_inputs: dict[str, list[dict]], 
     return calib.get_model_qsvs()
 
 
-def quantize_tflite_int8(fp32_path: Path, calibration: list[np.ndarray], path: Path) -> Path:
-    """Static int8 weights (per channel) and activations, int8 input and output tensors."""
+def quantize_tflite_int8(fp32_path: Path, calibration: list[np.ndarray], path: Path, ranges: str = "minmax") -> Path:
+    """Static int8 weights (per channel) and activations, int8 input and output tensors; `ranges`: how the
+    activation ranges are chosen (`edgessl.deploy.ranges.RANGE_METHODS`)."""
+    if ranges not in RANGE_METHODS:
+        raise ValueError(f"activation ranges {ranges!r}; known: {', '.join(RANGE_METHODS)}")
     from ai_edge_litert.interpreter import Interpreter
     from ai_edge_quantizer import quantizer, recipe
 
@@ -67,6 +71,8 @@ def quantize_tflite_int8(fp32_path: Path, calibration: list[np.ndarray], path: P
     q.load_quantization_recipe(recipe.static_wi8_ai8())
     qsvs = calibrate_min_max(fp32_path, {key: [{input_name: x} for x in calibration]}, recipe.static_wi8_ai8())
     _pin_input_range(qsvs, interp.get_input_details()[0]["name"])
+    if ranges == "mse":
+        narrow_ranges(qsvs, fp32_path, calibration)
     result = q.quantize(qsvs, enable_progress_bar=False, enable_progress_report=False)
     result.export_model(str(path), overwrite=True)
     inline_buffers(path)
