@@ -1,7 +1,7 @@
 """Activation ranges for full-int8 TFLite: per-tensor min/max over the calibration images, optionally narrowed
-to the clipping that minimises each tensor's int8 round-trip error ("mse", as TensorRT's and NNCF's MSE range
-estimators do). Min/max spends the 256 levels of a tensor with a few large outliers on values that hardly
-occur, and every common value then lands on a coarse step."""
+to the clipping that minimises each tensor's expected int8 round-trip error ("mse"). Min/max spends the 256
+levels of a tensor with a few large outliers on values that hardly occur, and every common value then lands on
+a coarse step."""
 
 from __future__ import annotations
 
@@ -55,21 +55,21 @@ def activation_histograms(fp32_path: Path, calibration: list[np.ndarray], bounds
     return hists
 
 
-def narrow_ranges(qsvs: dict, fp32_path: Path, calibration: list[np.ndarray]) -> dict[str, float]:
+def narrow_ranges(qsvs: dict, fp32_path: Path, calibration: list[np.ndarray]) -> int:
     """Narrows, in place, each op output's min/max in `qsvs` (ai-edge-quantizer's per-tensor statistics) to its
     MSE-optimal clipping. The graph's inputs and outputs keep min/max: the input range is pinned to the pixels,
-    and clipping the logits could tie the top classes. Returns each narrowed tensor's kept fraction of its range."""
+    and clipping the logits could tie the top classes. Returns how many ranges it narrowed."""
     from edgessl.deploy.tflite_graph import TFLiteGraph
 
     graph = TFLiteGraph.load(fp32_path)
     io = {graph.tensors[i].name for i in graph.inputs + graph.outputs}
     op_outputs = {graph.tensors[i].name for op in graph.ops for i in op.outputs if graph.tensors[i].dtype == "FLOAT32"}
     bounds = {n: (min(float(np.min(qsvs[n]["min"])), 0.0), max(float(np.max(qsvs[n]["max"])), 0.0)) for n in op_outputs - io if n in qsvs}
-    kept = {}
+    narrowed = 0
     for name, (counts, edges) in activation_histograms(fp32_path, calibration, {n: b for n, b in bounds.items() if b[1] > b[0]}).items():
         old, span = qsvs[name], edges[-1] - edges[0]
         lo, hi = mse_range(counts, edges)
         if hi - lo < span:
             qsvs[name] = {"min": np.full_like(old["min"], lo), "max": np.full_like(old["max"], hi)}
-            kept[name] = round((hi - lo) / span, 3)
-    return kept
+            narrowed += 1
+    return narrowed
