@@ -229,13 +229,12 @@ def export(
     from edgessl.deploy.fidelity import FidelityError
     from edgessl.deploy.opcheck import UnsupportedOpError
     from edgessl.deploy.pipeline import FORMATS, load_bundle
-    from edgessl.deploy.ranges import RANGE_METHODS
+    from edgessl.deploy.ranges import check_range_method
 
     if format not in FORMATS:
         _fail(f"unknown format {format!r}; known: {', '.join(FORMATS)}")
-    if ranges not in RANGE_METHODS:
-        _fail(f"unknown activation ranges {ranges!r}; known: {', '.join(RANGE_METHODS)}")
     try:
+        check_range_method(ranges)  # before the checkpoint loads
         bundle = load_bundle(checkpoint)
         result = run_export(bundle, format, int8 or format == "c", out or _resolve_dir(checkpoint) / "export", max_drop, test_limit, min_agreement, ranges)
     except (UnsupportedOpError, FidelityError, ValueError, FileNotFoundError) as err:

@@ -16,7 +16,7 @@ from edgessl.deploy.exporters.onnx import export_onnx_fp32, quantize_onnx_int8
 from edgessl.deploy.exporters.tflite import calibration_inputs, export_tflite_fp32, quantize_tflite_int8
 from edgessl.deploy.fidelity import DEFAULT_MIN_AGREEMENT, FidelityReport, check_fidelity, evaluate_runtimes, layer_errors
 from edgessl.deploy.pipeline import ClassifierBundle, artefact_meta, labelled_subset, test_split, write_json
-from edgessl.deploy.ranges import RANGE_METHODS
+from edgessl.deploy.ranges import check_range_method
 from edgessl.deploy.tflite_graph import MicroShrink, write_micro_flatbuffer
 from edgessl.runtimes import package_version
 from edgessl.runtimes.litert import LiteRTRuntime
@@ -96,8 +96,7 @@ def fidelity(bundle: ClassifierBundle, paths: dict[str, Path], test_limit: int |
 
 def export(bundle: ClassifierBundle, fmt: str, int8: bool, out: Path, max_drop: float = 2.0, test_limit: int | None = None,
            min_agreement: float = DEFAULT_MIN_AGREEMENT, ranges: str = "minmax") -> ExportResult:  # fmt: skip
-    if ranges not in RANGE_METHODS:
-        raise ValueError(f"activation ranges {ranges!r}; known: {', '.join(RANGE_METHODS)}")
+    check_range_method(ranges)  # before minutes of ONNX export, not at the TFLite step
     out.mkdir(parents=True, exist_ok=True)
     result = ExportResult()
     note = ranges_note(ranges, bundle.stage)

@@ -15,6 +15,11 @@ BINS = 2048  # histogram resolution: 8 bins to an int8 step at the full min/max 
 CLIP_GRID = np.linspace(0.1, 1.0, 46)
 
 
+def check_range_method(ranges: str) -> None:
+    if ranges not in RANGE_METHODS:
+        raise ValueError(f"unknown activation ranges {ranges!r}; known: {', '.join(RANGE_METHODS)}")
+
+
 def expected_int8_error(counts: np.ndarray, edges: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """Expected squared int8 error of the histogrammed values for every pair (lo[i], hi[j]): values outside the range
     saturate (their distance to the bound, squared), values inside it round (a step squared over 12)."""
@@ -55,21 +60,18 @@ def activation_histograms(fp32_path: Path, calibration: list[np.ndarray], bounds
     return hists
 
 
-def narrow_ranges(qsvs: dict, fp32_path: Path, calibration: list[np.ndarray]) -> int:
+def narrow_ranges(qsvs: dict, fp32_path: Path, calibration: list[np.ndarray]) -> None:
     """Narrows, in place, each op output's min/max in `qsvs` (ai-edge-quantizer's per-tensor statistics) to its
     MSE-optimal clipping. The graph's inputs and outputs keep min/max: the input range is pinned to the pixels,
-    and clipping the logits could tie the top classes. Returns how many ranges it narrowed."""
+    and clipping the logits could tie the top classes."""
     from edgessl.deploy.tflite_graph import TFLiteGraph
 
     graph = TFLiteGraph.load(fp32_path)
     io = {graph.tensors[i].name for i in graph.inputs + graph.outputs}
     op_outputs = {graph.tensors[i].name for op in graph.ops for i in op.outputs if graph.tensors[i].dtype == "FLOAT32"}
     bounds = {n: (min(float(np.min(qsvs[n]["min"])), 0.0), max(float(np.max(qsvs[n]["max"])), 0.0)) for n in op_outputs - io if n in qsvs}
-    narrowed = 0
     for name, (counts, edges) in activation_histograms(fp32_path, calibration, {n: b for n, b in bounds.items() if b[1] > b[0]}).items():
         old, span = qsvs[name], edges[-1] - edges[0]
         lo, hi = mse_range(counts, edges)
         if hi - lo < span:
             qsvs[name] = {"min": np.full_like(old["min"], lo), "max": np.full_like(old["max"], hi)}
-            narrowed += 1
-    return narrowed

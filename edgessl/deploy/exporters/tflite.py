@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from edgessl.deploy.opcheck import check_tflite_model, check_torch_model
-from edgessl.deploy.ranges import RANGE_METHODS, narrow_ranges
+from edgessl.deploy.ranges import check_range_method, narrow_ranges
 from edgessl.deploy.tflite_graph import inline_buffers
 
 
@@ -58,8 +58,7 @@ def calibrate_min_max(fp32_path: Path, signature_inputs: dict[str, list[dict]], 
 def quantize_tflite_int8(fp32_path: Path, calibration: list[np.ndarray], path: Path, ranges: str = "minmax") -> Path:
     """Static int8 weights (per channel) and activations, int8 input and output tensors; `ranges`: how the
     activation ranges are chosen (`edgessl.deploy.ranges.RANGE_METHODS`)."""
-    if ranges not in RANGE_METHODS:
-        raise ValueError(f"activation ranges {ranges!r}; known: {', '.join(RANGE_METHODS)}")
+    check_range_method(ranges)
     from ai_edge_litert.interpreter import Interpreter
     from ai_edge_quantizer import quantizer, recipe
 
