@@ -25,6 +25,7 @@ from edgessl.runtimes.tflm import TFLMRuntime, measure_arena
 from edgessl.runtimes.torch_rt import TorchRuntime
 
 REFERENCE = "pytorch-fp32"
+CALIBRATION_IMAGES = 256  # labelled training images that calibrate the int8 ranges
 RANGE_NOTES = {
     "minmax": "per-tensor min/max (not ai-edge-quantizer's default moving average)",
     "mse": "per-tensor min/max narrowed to the clipping with the least expected int8 error (edgessl.deploy.ranges)",
@@ -33,7 +34,7 @@ RANGE_NOTES = {
 
 def ranges_note(ranges: str, stage: str) -> str:
     qat = "; the QAT-trained weights are used, NNCF's learned ranges are not carried into TFLite" if stage == "qat" else ""
-    return f"int8 activation ranges (TFLite): calibrated on 256 real training images, {RANGE_NOTES[ranges]}{qat}."
+    return f"int8 activation ranges (TFLite): calibrated on {CALIBRATION_IMAGES} real training images, {RANGE_NOTES[ranges]}{qat}."
 
 
 @dataclass
@@ -64,7 +65,7 @@ def export_fp32(bundle: ClassifierBundle, fmt: str, out: Path, probe_images: np.
     return path
 
 
-def build_int8(bundle: ClassifierBundle, out: Path, train_images: np.ndarray, calibration_count: int = 256, ranges: str = "minmax") -> dict[str, Path]:
+def build_int8(bundle: ClassifierBundle, out: Path, train_images: np.ndarray, calibration_count: int = CALIBRATION_IMAGES, ranges: str = "minmax") -> dict[str, Path]:
     """fp32 and int8 of both ONNX and TFLite, each fp32 file checked against PyTorch; `train_images`: the bundle's
     labelled images (`labelled_subset`), which calibrate the int8 ranges (`ranges`: how TFLite's are chosen)."""
     calib = calibration_inputs(train_images, calibration_count)
