@@ -32,9 +32,10 @@ RANGE_NOTES = {
 }
 
 
-def ranges_note(ranges: str, stage: str) -> str:
+def ranges_note(ranges: str, stage: str, images: int = CALIBRATION_IMAGES) -> str:
+    """`images`: how many calibrated the ranges (fewer than CALIBRATION_IMAGES when the labelled subset is smaller)."""
     qat = "; the QAT-trained weights are used, NNCF's learned ranges are not carried into TFLite" if stage == "qat" else ""
-    return f"int8 activation ranges (TFLite): calibrated on {CALIBRATION_IMAGES} real training images, {RANGE_NOTES[ranges]}{qat}."
+    return f"int8 activation ranges (TFLite): calibrated on {images} real training images, {RANGE_NOTES[ranges]}{qat}."
 
 
 @dataclass
@@ -100,15 +101,15 @@ def export(bundle: ClassifierBundle, fmt: str, int8: bool, out: Path, max_drop: 
     check_range_method(ranges)  # before minutes of ONNX export, not at the TFLite step
     out.mkdir(parents=True, exist_ok=True)
     result = ExportResult()
-    note = ranges_note(ranges, bundle.stage)
+    t0 = time.perf_counter()
+    train_images, _ = labelled_subset(bundle)
+    note = ranges_note(ranges, bundle.stage, min(CALIBRATION_IMAGES, len(train_images)))
     meta = artefact_meta(bundle, {"int8_ranges": note})
     if not int8 and fmt in ("onnx", "tflite"):
-        path = export_fp32(bundle, fmt, out, labelled_subset(bundle)[0][:16])
+        path = export_fp32(bundle, fmt, out, train_images[:16])
         write_metadata(path, meta)
         result.artefacts[f"{fmt}_fp32"] = path
         return result
-    t0 = time.perf_counter()
-    train_images, _ = labelled_subset(bundle)
     paths = build_int8(bundle, out, train_images, ranges=ranges)
     paths["tflite_int8_micro"], shrink = build_micro(paths["tflite_int8"], out / "model_int8_micro.tflite", train_images[:8])
     report = fidelity(bundle, paths, test_limit)
