@@ -13,7 +13,7 @@ import numpy as np
 from edgessl.deploy.exporters import write_metadata
 from edgessl.deploy.exporters.c_array import export_c_array
 from edgessl.deploy.exporters.onnx import export_onnx_fp32, quantize_onnx_int8
-from edgessl.deploy.exporters.tflite import calibration_inputs, export_tflite_fp32, quantize_tflite_int8
+from edgessl.deploy.exporters.tflite import CALIBRATION_IMAGES, calibration_count, calibration_inputs, export_tflite_fp32, quantize_tflite_int8
 from edgessl.deploy.fidelity import DEFAULT_MIN_AGREEMENT, FidelityReport, check_fidelity, evaluate_runtimes, layer_errors
 from edgessl.deploy.pipeline import ClassifierBundle, artefact_meta, labelled_subset, test_split, write_json
 from edgessl.deploy.ranges import check_range_method
@@ -25,7 +25,6 @@ from edgessl.runtimes.tflm import TFLMRuntime, measure_arena
 from edgessl.runtimes.torch_rt import TorchRuntime
 
 REFERENCE = "pytorch-fp32"
-CALIBRATION_IMAGES = 256  # labelled training images that calibrate the int8 ranges
 RANGE_NOTES = {
     "minmax": "per-tensor min/max (not ai-edge-quantizer's default moving average)",
     "mse": "per-tensor min/max narrowed to the clipping with the least expected int8 error (edgessl.deploy.ranges)",
@@ -66,10 +65,10 @@ def export_fp32(bundle: ClassifierBundle, fmt: str, out: Path, probe_images: np.
     return path
 
 
-def build_int8(bundle: ClassifierBundle, out: Path, train_images: np.ndarray, calibration_count: int = CALIBRATION_IMAGES, ranges: str = "minmax") -> dict[str, Path]:
+def build_int8(bundle: ClassifierBundle, out: Path, train_images: np.ndarray, ranges: str = "minmax") -> dict[str, Path]:
     """fp32 and int8 of both ONNX and TFLite, each fp32 file checked against PyTorch; `train_images`: the bundle's
     labelled images (`labelled_subset`), which calibrate the int8 ranges (`ranges`: how TFLite's are chosen)."""
-    calib = calibration_inputs(train_images, calibration_count)
+    calib = calibration_inputs(train_images)
     paths = {"onnx_fp32": export_fp32(bundle, "onnx", out, train_images[:16])}
     paths["onnx_int8"] = quantize_onnx_int8(paths["onnx_fp32"], calib, out / "model_int8.onnx")
     paths["tflite_fp32"] = export_fp32(bundle, "tflite", out, train_images[:16])
@@ -103,7 +102,7 @@ def export(bundle: ClassifierBundle, fmt: str, int8: bool, out: Path, max_drop: 
     result = ExportResult()
     t0 = time.perf_counter()
     train_images, _ = labelled_subset(bundle)
-    note = ranges_note(ranges, bundle.stage, min(CALIBRATION_IMAGES, len(train_images)))
+    note = ranges_note(ranges, bundle.stage, calibration_count(len(train_images)))
     meta = artefact_meta(bundle, {"int8_ranges": note})
     if not int8 and fmt in ("onnx", "tflite"):
         path = export_fp32(bundle, fmt, out, train_images[:16])

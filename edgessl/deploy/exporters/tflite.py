@@ -26,10 +26,18 @@ def export_tflite_fp32(model: torch.nn.Module, path: Path, image_size: int) -> P
     return path
 
 
-def calibration_inputs(images: np.ndarray, count: int = 256, seed: int = 0) -> list[np.ndarray]:
+CALIBRATION_IMAGES = 256  # real training images that calibrate the int8 ranges, when that many are at hand
+
+
+def calibration_count(available: int, count: int = CALIBRATION_IMAGES) -> int:
+    """How many of `available` images `calibration_inputs` uses (what the artefact notes report)."""
+    return min(count, available)
+
+
+def calibration_inputs(images: np.ndarray, count: int = CALIBRATION_IMAGES, seed: int = 0) -> list[np.ndarray]:
     """A seeded random subset of real (training) images, one per calibration sample."""
     rng = np.random.default_rng(seed)
-    pick = images[rng.choice(len(images), size=min(count, len(images)), replace=False)].astype(np.float32)
+    pick = images[rng.choice(len(images), size=calibration_count(len(images), count), replace=False)].astype(np.float32)
     return [x[None] for x in pick]
 
 
