@@ -7,6 +7,7 @@ ResNet-8 calibration of the latency model.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 from pathlib import Path
@@ -39,6 +40,12 @@ def resnet8_estimates() -> dict[str, float]:
         images = np.random.default_rng(0).integers(0, 256, (32, 32, 32, 3), dtype=np.uint8)
         graph = TFLiteGraph.load(quantize_tflite_int8(fp32, calibration_inputs(images, 32), Path(tmp) / "r8_int8.tflite"))
         return {b: round(total_ms(estimate_latency(graph, resolve(b))), 2) for b in PUBLISHED_MS}
+
+
+def int8_ranges(export: Path) -> str:
+    """How the exported model's int8 ranges were chosen, from the metadata the export wrote beside it."""
+    meta = export / "model_int8.tflite.json"
+    return json.loads(meta.read_text()).get("int8_ranges", "") if meta.is_file() else "int8 ranges not recorded."
 
 
 def main() -> None:
@@ -81,14 +88,16 @@ def main() -> None:
         "resnet8_estimated_ms_stm32h7a3": r8["stm32h7a3"],
         "resnet8_estimated_ms_stm32f746": r8["stm32f746"],
     }
+    ranges = int8_ranges(export)
     env = environment()
     payload = {"summary": summary, "budget": main_budget.to_dict(), "fits": fits, "bench": timing.to_dict(), "resnet8_published_ms": PUBLISHED_MS,
-               "environment": env, "command": command_line()}  # fmt: skip
+               "int8_ranges": ranges, "environment": env, "command": command_line()}  # fmt: skip
     host = "\n".join(f"| {h.runtime} | {h.median_ms:.2f} | {h.p90_ms:.2f} | {h.version} |" for h in timing.host)
     lines = "\n".join(f"| {ln.item} | {ln.bytes:,} | {ln.how} |" for ln in main_budget.flash_lines + main_budget.sram_lines)
     md = f"""# Budget and latency on {args.target} ({board.name} @ {board.clock_mhz:g} MHz)
 
-Reproduce: `{command_line()}` (after `benchmarks/deploy.py`). {env["date"]}, host {env["platform"]}.
+Reproduce: `{command_line()}` (after `benchmarks/deploy.py --run {args.run}`). {env["date"]}, host {env["platform"]}.
+{ranges}
 
 | item | bytes | how obtained |
 |---|---|---|

@@ -37,6 +37,7 @@ def test_pretrain_probe_qat_export_budget(tmp_path):
     assert meta["stage"] == "qat" and meta["label_fraction"] == 0.2 and "tflite-micro" in meta["tools"]
     calibrated = int(re.search(r"calibrated on (\d+) real training images", meta["int8_ranges"]).group(1))
     assert 0 < calibrated < 256, meta["int8_ranges"]  # the note counts the smoke run's ~100 labelled images, not the 256 asked for
+    assert "narrowed to the clipping with the least expected int8 error" in meta["int8_ranges"]  # --ranges mse, the default
     fidelity = json.loads((fw / "fidelity.json").read_text())
     assert set(fidelity["top1"]) == {"pytorch-fp32", "onnx-int8", "tflite-int8-litert", "tflite-int8-tflm"} and fidelity["layers"]
     _ok(["budget", str(fw / "model_int8.tflite"), "--target", "cortex-m7", "--json", str(tmp_path / "budget.json")])

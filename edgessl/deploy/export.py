@@ -16,7 +16,7 @@ from edgessl.deploy.exporters.onnx import export_onnx_fp32, quantize_onnx_int8
 from edgessl.deploy.exporters.tflite import CALIBRATION_IMAGES, calibration_count, calibration_inputs, export_tflite_fp32, quantize_tflite_int8
 from edgessl.deploy.fidelity import DEFAULT_MIN_AGREEMENT, FidelityReport, check_fidelity, evaluate_runtimes, layer_errors
 from edgessl.deploy.pipeline import ClassifierBundle, artefact_meta, labelled_subset, test_split, write_json
-from edgessl.deploy.ranges import check_range_method
+from edgessl.deploy.ranges import DEFAULT_RANGES, check_range_method
 from edgessl.deploy.tflite_graph import MicroShrink, write_micro_flatbuffer
 from edgessl.runtimes import package_version
 from edgessl.runtimes.litert import LiteRTRuntime
@@ -65,7 +65,7 @@ def export_fp32(bundle: ClassifierBundle, fmt: str, out: Path, probe_images: np.
     return path
 
 
-def build_int8(bundle: ClassifierBundle, out: Path, train_images: np.ndarray, ranges: str = "minmax") -> dict[str, Path]:
+def build_int8(bundle: ClassifierBundle, out: Path, train_images: np.ndarray, ranges: str = DEFAULT_RANGES) -> dict[str, Path]:
     """fp32 and int8 of both ONNX and TFLite, each fp32 file checked against PyTorch; `train_images`: the bundle's
     labelled images (`labelled_subset`), which calibrate the int8 ranges (`ranges`: how TFLite's are chosen)."""
     calib = calibration_inputs(train_images)
@@ -96,7 +96,7 @@ def fidelity(bundle: ClassifierBundle, paths: dict[str, Path], test_limit: int |
 
 
 def export(bundle: ClassifierBundle, fmt: str, int8: bool, out: Path, max_drop: float = 2.0, test_limit: int | None = None,
-           min_agreement: float = DEFAULT_MIN_AGREEMENT, ranges: str = "minmax") -> ExportResult:  # fmt: skip
+           min_agreement: float = DEFAULT_MIN_AGREEMENT, ranges: str = DEFAULT_RANGES) -> ExportResult:  # fmt: skip
     check_range_method(ranges)  # before minutes of ONNX export, not at the TFLite step
     out.mkdir(parents=True, exist_ok=True)
     result = ExportResult()

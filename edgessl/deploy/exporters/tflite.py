@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from edgessl.deploy.opcheck import check_tflite_model, check_torch_model
-from edgessl.deploy.ranges import check_range_method, narrow_ranges
+from edgessl.deploy.ranges import DEFAULT_RANGES, check_range_method, narrow_ranges
 from edgessl.deploy.tflite_graph import inline_buffers
 
 
@@ -63,7 +63,7 @@ def calibrate_min_max(fp32_path: Path, signature_inputs: dict[str, list[dict]], 
     return calib.get_model_qsvs()
 
 
-def quantize_tflite_int8(fp32_path: Path, calibration: list[np.ndarray], path: Path, ranges: str = "minmax") -> Path:
+def quantize_tflite_int8(fp32_path: Path, calibration: list[np.ndarray], path: Path, ranges: str = DEFAULT_RANGES) -> Path:
     """Static int8 weights (per channel) and activations, int8 input and output tensors; `ranges`: how the
     activation ranges are chosen (`edgessl.deploy.ranges.RANGE_METHODS`)."""
     check_range_method(ranges)
