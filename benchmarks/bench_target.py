@@ -28,7 +28,7 @@ from edgessl.runtimes.tflm import TFLMRuntime
 from edgessl.runtimes.torch_rt import TorchRuntime
 from edgessl.targets.bench import bench, plot_layers
 from edgessl.targets.budget import budget
-from edgessl.targets.catalogue import resolve
+from edgessl.targets.catalogue import load_catalogue, resolve
 from edgessl.targets.latency import estimate_latency, total_ms
 from edgessl.targets.resnet8 import PUBLISHED_MS, ResNet8
 
@@ -40,6 +40,11 @@ def resnet8_estimates() -> dict[str, float]:
         images = np.random.default_rng(0).integers(0, 256, (32, 32, 32, 3), dtype=np.uint8)
         graph = TFLiteGraph.load(quantize_tflite_int8(fp32, calibration_inputs(images, 32), Path(tmp) / "r8_int8.tflite"))
         return {b: round(total_ms(estimate_latency(graph, resolve(b))), 2) for b in PUBLISHED_MS}
+
+
+def family_boards(family: str) -> list[str]:
+    """Every catalogue board of a CPU family, so that the fit check covers the family the benchmark targets."""
+    return sorted(name for name, b in load_catalogue()["boards"].items() if b["family"] == family)
 
 
 def int8_ranges(export: Path) -> str:
@@ -58,7 +63,7 @@ def main() -> None:
     tflite = export / "model_int8.tflite"
     board = resolve(args.target)
     fits = {}
-    for name in ("stm32h743", "stm32f746"):
+    for name in family_boards(board.family):
         report = budget(tflite, resolve(args.target, name))
         fits[name] = {
             "fits": report.fits,
@@ -83,8 +88,7 @@ def main() -> None:
         "arena_head_over_lower_bound": round(main_budget.arena["head"] / main_budget.arena_lower_bound, 3),
         "sram_bytes": main_budget.sram_total,
         "estimated_latency_ms": round(timing.estimated_ms, 2),
-        "fits_stm32h743": fits["stm32h743"]["fits"],
-        "fits_stm32f746": fits["stm32f746"]["fits"],
+        **{f"fits_{name}": f["fits"] for name, f in fits.items()},
         "resnet8_estimated_ms_stm32h7a3": r8["stm32h7a3"],
         "resnet8_estimated_ms_stm32f746": r8["stm32f746"],
     }
@@ -92,6 +96,9 @@ def main() -> None:
     env = environment()
     payload = {"summary": summary, "budget": main_budget.to_dict(), "fits": fits, "bench": timing.to_dict(), "resnet8_published_ms": PUBLISHED_MS,
                "int8_ranges": ranges, "environment": env, "command": command_line()}  # fmt: skip
+    fits_lines = ";\n".join(
+        f"fits {name}: {f['fits']} (flash {f['flash_total']:,} / {f['flash_limit']:,}, SRAM {f['sram_total']:,} / {f['sram_limit']:,})" for name, f in fits.items()
+    )
     host = "\n".join(f"| {h.runtime} | {h.median_ms:.2f} | {h.p90_ms:.2f} | {h.version} |" for h in timing.host)
     lines = "\n".join(f"| {ln.item} | {ln.bytes:,} | {ln.how} |" for ln in main_budget.flash_lines + main_budget.sram_lines)
     md = f"""# Budget and latency on {args.target} ({board.name} @ {board.clock_mhz:g} MHz)
@@ -103,8 +110,7 @@ Reproduce: `{command_line()}` (after `benchmarks/deploy.py --run {args.run}`). {
 |---|---|---|
 {lines}
 
-Fits STM32H743: {fits["stm32h743"]["fits"]} (flash {fits["stm32h743"]["flash_total"]:,} / {fits["stm32h743"]["flash_limit"]:,});
-fits STM32F746: {fits["stm32f746"]["fits"]} (flash {fits["stm32f746"]["flash_total"]:,} / {fits["stm32f746"]["flash_limit"]:,}).
+{fits_lines}
 
 {main_budget.arena_explanation()}
 

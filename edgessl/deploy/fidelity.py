@@ -63,8 +63,7 @@ def layer_errors(fp32_tflite: Path, int8_tflite: Path, images: np.ndarray) -> li
 
     graph = TFLiteGraph.load(int8_tflite)
     pairs: dict[tuple[int, str, str], list[tuple[np.ndarray, np.ndarray]]] = {}
-    for img in images:
-        ref, q = all_tensors(fp32_tflite, img), all_tensors(int8_tflite, img)
+    for ref, q in zip(all_tensors(fp32_tflite, images), all_tensors(int8_tflite, images), strict=True):
         for op in graph.ops:
             name = op.output_name
             if name in ref and name in q and ref[name].shape == q[name].shape:

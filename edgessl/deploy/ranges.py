@@ -47,10 +47,9 @@ def mse_range(counts: np.ndarray, edges: np.ndarray) -> tuple[float, float]:
 
 def activation_histograms(fp32_path: Path, calibration: list[np.ndarray], bounds: dict[str, tuple[float, float]]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Per named float tensor, a BINS-bin histogram over its (min, max) bounds, of every value over the images."""
-    from edgessl.runtimes.litert import _interpreter
+    from edgessl.runtimes.litert import preserving_interpreter
 
-    interp = _interpreter(fp32_path, reference_kernels=False, preserve=True)
-    interp.allocate_tensors()
+    interp = preserving_interpreter(fp32_path, reference_kernels=False)
     inp = interp.get_input_details()[0]
     details = [d for d in interp.get_tensor_details() if d["name"] in bounds]
     hists = {d["name"]: (np.zeros(BINS), np.linspace(*bounds[d["name"]], BINS + 1)) for d in details}

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -41,22 +42,30 @@ class LiteRTRuntime:
         return f"ai-edge-litert {package_version('ai-edge-litert')}"
 
 
-def all_tensors(path: Path, image: np.ndarray) -> dict[str, np.ndarray]:
-    """Every intermediate tensor (dequantised to float) for one image, keyed by tensor name."""
-    interp = _interpreter(path, reference_kernels=True, preserve=True)
+def preserving_interpreter(path: Path, reference_kernels: bool = True):
+    """An allocated interpreter whose intermediate tensors stay readable after `invoke`."""
+    interp = _interpreter(path, reference_kernels, preserve=True)
     interp.allocate_tensors()
+    return interp
+
+
+def all_tensors(path: Path, images: np.ndarray) -> Iterator[dict[str, np.ndarray]]:
+    """Per image, every intermediate tensor (dequantised to float) keyed by tensor name; one interpreter for all."""
+    interp = preserving_interpreter(path)
     inp = interp.get_input_details()[0]
-    x = image[None].astype(np.float32)
-    if inp["dtype"] != np.float32:
-        x = quantize_input(x, *inp["quantization"], inp["dtype"])
-    interp.set_tensor(inp["index"], x)
-    interp.invoke()
-    out = {}
-    for d in interp.get_tensor_details():
-        try:
-            v = interp.get_tensor(d["index"])
-        except ValueError:
-            continue
-        scale, zp = d["quantization"]
-        out[d["name"]] = (v.astype(np.float32) - zp) * scale if scale else v.astype(np.float32)
-    return out
+    details = interp.get_tensor_details()
+    for image in images:
+        x = image[None].astype(np.float32)
+        if inp["dtype"] != np.float32:
+            x = quantize_input(x, *inp["quantization"], inp["dtype"])
+        interp.set_tensor(inp["index"], x)
+        interp.invoke()
+        out = {}
+        for d in details:
+            try:
+                v = interp.get_tensor(d["index"]).astype(np.float32)
+            except ValueError:
+                continue
+            scale, zp = d["quantization"]
+            out[d["name"]] = (v - zp) * scale if scale else v
+        yield out
