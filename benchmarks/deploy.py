@@ -45,7 +45,7 @@ def main() -> None:
     p.add_argument("--name", default="deploy_cifar10")
     p.add_argument("--max-drop", type=float, default=2.0, help="fidelity gate: int8 top-1 points below fp32")
     p.add_argument("--min-agreement", type=float, default=DEFAULT_MIN_AGREEMENT, help="fidelity gate: %% of test images where int8 and fp32 agree")
-    p.add_argument("--ranges", default=DEFAULT_RANGES, choices=RANGE_METHODS, help="how the TFLite int8 activation ranges are chosen")
+    p.add_argument("--ranges", default=DEFAULT_RANGES, choices=RANGE_METHODS, help="how the int8 activation ranges (TFLite and ONNX) are chosen")
     p.add_argument("--stages", default="stage4", help="comma-separated stages whose pooled outputs the probe head reads, e.g. stage3,stage4")
     args = p.parse_args()
     stages = parse_stages(args.stages)

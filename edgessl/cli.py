@@ -223,7 +223,7 @@ def export(
     max_drop: Annotated[float, typer.Option(help="fail when int8 top-1 falls more than this many points below fp32")] = 2.0,
     min_agreement: Annotated[float, typer.Option(help="fail when int8 and fp32 pick the same class on fewer than this % of test images")] = 90.0,
     test_limit: Annotated[Optional[int], typer.Option(help="fidelity on the first N test images (default: all)")] = None,
-    ranges: Annotated[str, typer.Option(help="TFLite int8 activation ranges: mse (min/max narrowed to the least expected error) | minmax")] = DEFAULT_RANGES,
+    ranges: Annotated[str, typer.Option(help="int8 activation ranges: mse (TFLite: min/max narrowed to the least expected error; ONNX: percentile) | minmax")] = DEFAULT_RANGES,
 ) -> None:
     """Export to ONNX, TFLite or a firmware C array; int8 exports write and enforce a fidelity report."""
     from edgessl.deploy.export import export as run_export

@@ -26,15 +26,15 @@ from edgessl.runtimes.torch_rt import TorchRuntime
 
 REFERENCE = "pytorch-fp32"
 RANGE_NOTES = {
-    "minmax": "per-tensor min/max (not ai-edge-quantizer's default moving average)",
-    "mse": "per-tensor min/max narrowed to the clipping with the least expected int8 error (edgessl.deploy.ranges)",
+    "minmax": "per-tensor min/max (TFLite: not ai-edge-quantizer's default moving average; ONNX: onnxruntime's MinMax)",
+    "mse": "TFLite: per-tensor min/max narrowed to the clipping with the least expected int8 error (edgessl.deploy.ranges); ONNX: onnxruntime's Percentile calibration (99.999 %)",
 }
 
 
 def ranges_note(ranges: str, stage: str, images: int = CALIBRATION_IMAGES) -> str:
     """`images`: how many calibrated the ranges (fewer than CALIBRATION_IMAGES when the labelled subset is smaller)."""
-    qat = "; the QAT-trained weights are used, NNCF's learned ranges are not carried into TFLite" if stage == "qat" else ""
-    return f"int8 activation ranges (TFLite): calibrated on {images} real training images, {RANGE_NOTES[ranges]}{qat}."
+    qat = "; the QAT-trained weights are used, NNCF's learned ranges are not carried into TFLite or ONNX" if stage == "qat" else ""
+    return f"int8 activation ranges: calibrated on {images} real training images, {RANGE_NOTES[ranges]}{qat}."
 
 
 @dataclass
@@ -67,10 +67,10 @@ def export_fp32(bundle: ClassifierBundle, fmt: str, out: Path, probe_images: np.
 
 def build_int8(bundle: ClassifierBundle, out: Path, train_images: np.ndarray, ranges: str = DEFAULT_RANGES) -> dict[str, Path]:
     """fp32 and int8 of both ONNX and TFLite, each fp32 file checked against PyTorch; `train_images`: the bundle's
-    labelled images (`labelled_subset`), which calibrate the int8 ranges (`ranges`: how TFLite's are chosen)."""
+    labelled images (`labelled_subset`), which calibrate the int8 ranges (`ranges`: how they are chosen)."""
     calib = calibration_inputs(train_images)
     paths = {"onnx_fp32": export_fp32(bundle, "onnx", out, train_images[:16])}
-    paths["onnx_int8"] = quantize_onnx_int8(paths["onnx_fp32"], calib, out / "model_int8.onnx")
+    paths["onnx_int8"] = quantize_onnx_int8(paths["onnx_fp32"], calib, out / "model_int8.onnx", ranges)
     paths["tflite_fp32"] = export_fp32(bundle, "tflite", out, train_images[:16])
     paths["tflite_int8"] = quantize_tflite_int8(paths["tflite_fp32"], calib, out / "model_int8.tflite", ranges)
     return paths

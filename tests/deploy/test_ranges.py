@@ -1,8 +1,12 @@
 import numpy as np
+import onnx
+import onnx.numpy_helper
 import pytest
+import torch
 
+from edgessl.deploy.exporters.onnx import export_onnx_fp32, quantize_onnx_int8
 from edgessl.deploy.exporters.tflite import calibration_inputs, quantize_tflite_int8
-from edgessl.deploy.ranges import BINS, expected_int8_error, mse_range
+from edgessl.deploy.ranges import BINS, RANGE_METHODS, expected_int8_error, mse_range
 from edgessl.deploy.tflite_graph import TFLiteGraph
 from edgessl.runtimes.litert import LiteRTRuntime
 from edgessl.runtimes.tflm import TFLMRuntime
@@ -58,3 +62,33 @@ def test_an_unknown_range_method_lists_the_known_ones(int8_model, tmp_path):
     images = np.zeros((2, 32, 32, 3), dtype=np.uint8)
     with pytest.raises(ValueError, match="minmax, mse"):
         quantize_tflite_int8(int8_model.with_name("m_fp32.tflite"), calibration_inputs(images, 2), tmp_path / "x.tflite", ranges="entropy")
+
+
+class _TinyNet(torch.nn.Module):
+    """NHWC pixels in, as the deployable classifier takes them; small enough to export to ONNX in seconds."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = torch.nn.Sequential(
+            torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.Conv2d(8, 8, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, 4)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x.permute(0, 3, 1, 2) / 255)
+
+
+def _onnx_activation_scales(path) -> dict[str, float]:
+    """The scale of every activation QuantizeLinear in a QDQ model (weights are stored int8, so they have none)."""
+    model = onnx.load(str(path))
+    values = {t.name: float(onnx.numpy_helper.to_array(t)) for t in model.graph.initializer if t.dims == []}
+    return {n.input[0]: values[n.input[1]] for n in model.graph.node if n.op_type == "QuantizeLinear" and n.input[1] in values}
+
+
+def test_onnx_int8_ranges_for_mse_are_clipped_inside_the_min_max_ones(tmp_path):
+    torch.manual_seed(0)
+    fp32 = export_onnx_fp32(_TinyNet().eval(), tmp_path / "tiny.onnx", 32)
+    images = np.random.default_rng(0).integers(0, 256, (32, 32, 32, 3), dtype=np.uint8)  # enough values for a 99.999 % percentile to clip
+    scales = {r: _onnx_activation_scales(quantize_onnx_int8(fp32, calibration_inputs(images, 32), tmp_path / f"{r}.onnx", r)) for r in RANGE_METHODS}
+    shared = scales["minmax"].keys() & scales["mse"].keys()
+    assert len(shared) >= 3 and all(scales["mse"][n] <= scales["minmax"][n] * 1.0001 for n in shared)
+    assert any(scales["mse"][n] < 0.98 * scales["minmax"][n] for n in shared)
