@@ -31,6 +31,8 @@ def quantize_onnx_int8(fp32_path: Path, calibration: list[np.ndarray], path: Pat
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    check_range_method(ranges)
+
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
             self.items = iter(calibration)
@@ -41,7 +43,6 @@ def quantize_onnx_int8(fp32_path: Path, calibration: list[np.ndarray], path: Pat
 
     prepared = path.with_name(path.stem + ".pre.onnx")
     quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
-    check_range_method(ranges)
     quantize_static(str(prepared), str(path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QInt8,
                     weight_type=QuantType.QInt8, calibrate_method=getattr(CalibrationMethod, ORT_CALIBRATION[ranges]))  # fmt: skip
     prepared.unlink()
