@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import command_line, environment, write_results
 
 from edgessl.deploy.classifier import fold_batchnorm
+from edgessl.deploy.exporters import metadata_path
 from edgessl.deploy.exporters.tflite import calibration_inputs, export_tflite_fp32, quantize_tflite_int8
 from edgessl.deploy.pipeline import load_bundle
 from edgessl.deploy.tflite_graph import TFLiteGraph
@@ -47,9 +48,9 @@ def family_boards(family: str) -> list[str]:
     return sorted(name for name, b in load_catalogue()["boards"].items() if b["family"] == family)
 
 
-def int8_ranges(export: Path) -> str:
+def int8_ranges(tflite: Path) -> str:
     """How the exported model's int8 ranges were chosen, from the metadata the export wrote beside it."""
-    meta = export / "model_int8.tflite.json"
+    meta = metadata_path(tflite)
     return json.loads(meta.read_text()).get("int8_ranges", "") if meta.is_file() else "int8 ranges not recorded."
 
 
@@ -92,7 +93,7 @@ def main() -> None:
         "resnet8_estimated_ms_stm32h7a3": r8["stm32h7a3"],
         "resnet8_estimated_ms_stm32f746": r8["stm32f746"],
     }
-    ranges = int8_ranges(export)
+    ranges = int8_ranges(tflite)
     env = environment()
     payload = {"summary": summary, "budget": main_budget.to_dict(), "fits": fits, "bench": timing.to_dict(), "resnet8_published_ms": PUBLISHED_MS,
                "int8_ranges": ranges, "environment": env, "command": command_line()}  # fmt: skip

@@ -28,18 +28,22 @@ class LiteRTRuntime:
     def run(self, images: np.ndarray) -> np.ndarray:
         results = []
         for img in images:
-            x = img[None].astype(np.float32)
-            if self.inp["dtype"] != np.float32:
-                scale, zp = self.inp["quantization"]
-                x = quantize_input(x, scale, zp, self.inp["dtype"])
-            self.interp.set_tensor(self.inp["index"], x)
-            self.interp.invoke()
+            _invoke(self.interp, self.inp, img)
             y = self.interp.get_tensor(self.out["index"])
             results.append(dequantize_output(y, *self.out["quantization"]) if y.dtype != np.float32 else y)
         return np.concatenate(results)
 
     def version(self) -> str:
         return f"ai-edge-litert {package_version('ai-edge-litert')}"
+
+
+def _invoke(interp, inp: dict, image: np.ndarray) -> None:
+    """One image through the interpreter, quantised first when the model's input is integer."""
+    x = image[None].astype(np.float32)
+    if inp["dtype"] != np.float32:
+        x = quantize_input(x, *inp["quantization"], inp["dtype"])
+    interp.set_tensor(inp["index"], x)
+    interp.invoke()
 
 
 def preserving_interpreter(path: Path, reference_kernels: bool = True):
@@ -55,11 +59,7 @@ def all_tensors(path: Path, images: np.ndarray) -> Iterator[dict[str, np.ndarray
     inp = interp.get_input_details()[0]
     details = interp.get_tensor_details()
     for image in images:
-        x = image[None].astype(np.float32)
-        if inp["dtype"] != np.float32:
-            x = quantize_input(x, *inp["quantization"], inp["dtype"])
-        interp.set_tensor(inp["index"], x)
-        interp.invoke()
+        _invoke(interp, inp, image)
         out = {}
         for d in details:
             try:

@@ -14,8 +14,13 @@ def tool_versions() -> dict[str, str]:
     return {t: package_version(t) for t in TOOLS}
 
 
+def metadata_path(artefact: Path) -> Path:
+    """Where `write_metadata` puts an artefact's sidecar."""
+    return artefact.with_name(artefact.name + ".json")
+
+
 def write_metadata(artefact: Path, meta: dict) -> Path:
     """`<artefact>.json` beside every artefact: where it came from and with which tools."""
-    path = artefact.with_name(artefact.name + ".json")
+    path = metadata_path(artefact)
     path.write_text(json.dumps({"artefact": artefact.name, "bytes": artefact.stat().st_size, **meta, "tools": tool_versions()}, indent=2))
     return path
