@@ -21,6 +21,11 @@ def _recipe(*extra: str):
     return load_recipe(ROOT / "recipes" / "smoke.yaml", ["optim.batch_size=32", "optim.epochs=2", "checkpoint_every_steps=5", *extra])
 
 
+def _small(*extra: str):
+    """_recipe on 256 of the 512 synthetic images: 8 steps an epoch, for the tests that train several runs."""
+    return _recipe("data.train_limit=256", *extra)
+
+
 class Killed(Exception):
     pass
 
@@ -34,21 +39,21 @@ def kill_at(killed_step: int):
 
 
 def test_pretrain_writes_an_encoder_only_checkpoint_and_logs(tmp_path):
-    result = pretrain(_recipe(), tmp_path)
+    result = pretrain(_small(), tmp_path)
     payload = load(result.encoder_path)
-    assert payload["kind"] == "edgessl-encoder" and result.steps == 32
+    assert payload["kind"] == "edgessl-encoder" and result.steps == 16
     assert not any(k.startswith(("decoder", "projector", "mask_embedding")) for k in payload["state_dict"])
     assert (tmp_path / "metrics.csv").read_text().count("\n") > 3
     assert (tmp_path / "scheduler.png").is_file() and (tmp_path / "scheduler.json").is_file()
 
 
 def test_killed_run_resumes_to_the_same_step_count_and_weights(tmp_path):
-    full = pretrain(_recipe(), tmp_path / "full")
+    full = pretrain(_small(), tmp_path / "full")
     with pytest.raises(Killed):  # mid-epoch, two steps after the last checkpoint
-        pretrain(_recipe(), tmp_path / "killed", on_step=kill_at(7))
+        pretrain(_small(), tmp_path / "killed", on_step=kill_at(7))
     killed_s = load(tmp_path / "killed" / "last.pt")["run_seconds"]
     assert load(tmp_path / "killed" / "last.pt")["step"] == 5 and killed_s > 0
-    resumed = pretrain(_recipe(), tmp_path / "killed", resume=True)
+    resumed = pretrain(_small(), tmp_path / "killed", resume=True)
     assert resumed.steps == full.steps
     assert resumed.run_seconds == pytest.approx(killed_s + resumed.wall_seconds)  # the run's time across both segments
     logged = [int(line.split(",")[0]) for line in (tmp_path / "killed" / "metrics.csv").read_text().splitlines()[1:]]
@@ -60,7 +65,7 @@ def test_killed_run_resumes_to_the_same_step_count_and_weights(tmp_path):
 
 def test_encoder_average_is_exported_and_survives_a_resume(tmp_path):
     ema = ("optim.encoder_ema=0.9",)
-    full = pretrain(_recipe(*ema), tmp_path / "full")
+    full = pretrain(_small(*ema), tmp_path / "full")
     state = load(tmp_path / "full" / "last.pt")
     exported = load(full.encoder_path)["state_dict"]
     for key, value in exported.items():
@@ -68,8 +73,8 @@ def test_encoder_average_is_exported_and_survives_a_resume(tmp_path):
     weight = next(k for k in exported if k.endswith("weight") and exported[k].dim() > 1)
     assert not torch.allclose(exported[weight], state["method"][f"encoder.{weight}"])  # the average, not the last weights
     with pytest.raises(Killed):
-        pretrain(_recipe(*ema), tmp_path / "killed", on_step=kill_at(7))
-    resumed = pretrain(_recipe(*ema), tmp_path / "killed", resume=True)
+        pretrain(_small(*ema), tmp_path / "killed", on_step=kill_at(7))
+    resumed = pretrain(_small(*ema), tmp_path / "killed", resume=True)
     for key, value in load(resumed.encoder_path)["state_dict"].items():
         torch.testing.assert_close(value.float(), exported[key].float(), rtol=1e-4, atol=1e-4)
 
@@ -78,21 +83,21 @@ def test_schedule_epochs_cuts_a_longer_schedule_before_its_learning_rate_decays(
     def logged_lr(run: Path) -> list[float]:
         return [float(line.split(",")[2]) for line in (run / "metrics.csv").read_text().splitlines()[1:]]
 
-    pretrain(_recipe("optim.epochs=1", "optim.schedule_epochs=2", "log_every=1"), tmp_path / "cut")
-    pretrain(_recipe("log_every=1"), tmp_path / "full")
+    pretrain(_small("optim.epochs=1", "optim.schedule_epochs=2", "log_every=1"), tmp_path / "cut")
+    pretrain(_small("log_every=1"), tmp_path / "full")
     cut, full = logged_lr(tmp_path / "cut"), logged_lr(tmp_path / "full")
     assert len(cut) == len(full) // 2 and cut == full[: len(cut)]
     assert cut[-1] > 0.4 * max(cut)  # stopped halfway down the cosine, not at its end
-    pretrain(_recipe("optim.schedule_epochs=1", "log_every=1"), tmp_path / "shorter")
+    pretrain(_small("optim.schedule_epochs=1", "log_every=1"), tmp_path / "shorter")
     assert logged_lr(tmp_path / "shorter") == full  # a schedule shorter than the run: the run's own
 
 
 def test_probe_monitor_logs_a_learning_curve_apart_from_training_time(tmp_path):
-    result = pretrain(_recipe("probe.monitor_every=1", "probe.epochs=5"), tmp_path)
+    result = pretrain(_small("probe.monitor_every=1", "probe.epochs=5"), tmp_path)
     lines = (tmp_path / "probe_curve.csv").read_text().splitlines()
     assert lines[0] == "epoch,step,top1,seconds"
     rows = [line.split(",") for line in lines[1:]]
-    assert [(int(r[0]), int(r[1])) for r in rows] == [(1, 16), (2, 32)]
+    assert [(int(r[0]), int(r[1])) for r in rows] == [(1, 8), (2, 16)]
     assert all(0 <= float(r[2]) <= 100 for r in rows)
     assert 0 < result.monitor_seconds < result.wall_seconds
     assert result.run_seconds == pytest.approx(result.wall_seconds - result.monitor_seconds)
@@ -121,23 +126,23 @@ def test_global_size_renders_both_global_views_at_that_size_and_local_crops_as_b
 
 def test_max_minutes_stops_the_run_saves_it_and_a_resume_does_not_train_past_it(tmp_path):
     budget = ("optim.max_minutes=0.0001",)  # 6 ms: over after the first step
-    result = pretrain(_recipe(*budget), tmp_path)
-    assert result.stopped_by_time and 1 <= result.steps < 32
-    assert result.epochs == pytest.approx(result.steps / 16)
+    result = pretrain(_small(*budget), tmp_path)
+    assert result.stopped_by_time and 1 <= result.steps < 16
+    assert result.epochs == pytest.approx(result.steps / 8)
     assert load(tmp_path / "last.pt")["step"] == result.steps and result.encoder_path.is_file()
-    again = pretrain(_recipe(*budget), tmp_path, resume=True)
+    again = pretrain(_small(*budget), tmp_path, resume=True)
     assert again.steps == result.steps and again.stopped_by_time
-    full = pretrain(_recipe("optim.max_minutes=60"), tmp_path / "full")
-    assert not full.stopped_by_time and full.steps == 32 and full.epochs == 2
+    full = pretrain(_small("optim.max_minutes=60"), tmp_path / "full")
+    assert not full.stopped_by_time and full.steps == 16 and full.epochs == 2
 
 
 def test_a_resume_with_a_changed_recipe_records_what_changed_and_where(tmp_path, capsys):
-    pretrain(_recipe(), tmp_path)
-    longer = pretrain(_recipe("optim.epochs=3"), tmp_path, resume=True)
-    assert longer.steps == 48
+    pretrain(_small(), tmp_path)
+    longer = pretrain(_small("optim.epochs=3"), tmp_path, resume=True)
+    assert longer.steps == 24
     assert longer.segments == [
         {"from_step": 0, "from_epoch": 0.0, "recipe_changes": {}},
-        {"from_step": 32, "from_epoch": 2.0, "recipe_changes": {"optim.epochs": [2, 3]}},
+        {"from_step": 16, "from_epoch": 2.0, "recipe_changes": {"optim.epochs": [2, 3]}},
     ]
     assert "recipe changed on resume: optim.epochs 2 -> 3" in capsys.readouterr().out
     assert load(tmp_path / "last.pt")["segments"][-1]["recipe_changes"] == {"optim.epochs": [2, 3]}
