@@ -22,7 +22,7 @@ def _recipe(*extra: str):
 
 
 def _small(*extra: str):
-    """_recipe on 256 of the 512 synthetic images: 8 steps an epoch, for the tests that train several runs."""
+    """_recipe on 256 of the 512 synthetic images: 8 steps an epoch, enough for every check that trains (and half the time)."""
     return _recipe("data.train_limit=256", *extra)
 
 
