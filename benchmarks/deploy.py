@@ -18,7 +18,7 @@ from _common import command_line, environment, write_results
 from edgessl.data.cache import load_split
 from edgessl.deploy.classifier import build_classifier
 from edgessl.deploy.export import export, ranges_note
-from edgessl.deploy.fidelity import DEFAULT_MIN_AGREEMENT, FidelityError, FidelityReport
+from edgessl.deploy.fidelity import DEFAULT_MAX_DROP, DEFAULT_MIN_AGREEMENT, FidelityError, FidelityReport
 from edgessl.deploy.pipeline import ClassifierBundle, labelled_subset, save_bundle, test_split, torch_top1
 from edgessl.deploy.qat import qat_finetune
 from edgessl.deploy.ranges import DEFAULT_RANGES, RANGE_METHODS
@@ -43,7 +43,7 @@ def main() -> None:
     p.add_argument("--qat-epochs", type=int, default=2)
     p.add_argument("--test-limit", type=int, default=None, help="default: the whole test split")
     p.add_argument("--name", default="deploy_cifar10")
-    p.add_argument("--max-drop", type=float, default=2.0, help="fidelity gate: int8 top-1 points below fp32")
+    p.add_argument("--max-drop", type=float, default=DEFAULT_MAX_DROP, help="fidelity gate: int8 top-1 points below fp32")
     p.add_argument("--min-agreement", type=float, default=DEFAULT_MIN_AGREEMENT, help="fidelity gate: %% of test images where int8 and fp32 agree")
     p.add_argument("--ranges", default=DEFAULT_RANGES, choices=RANGE_METHODS, help="how the int8 activation ranges (TFLite and ONNX) are chosen")
     p.add_argument("--stages", default="stage4", help="comma-separated stages whose pooled outputs the probe head reads, e.g. stage3,stage4")

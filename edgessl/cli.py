@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from edgessl.deploy.fidelity import DEFAULT_MAX_DROP, DEFAULT_MIN_AGREEMENT
 from edgessl.deploy.ranges import DEFAULT_RANGES
 from edgessl.recipe import ProbeConfig
 
@@ -220,8 +221,8 @@ def export(
     format: Annotated[str, typer.Option("--format", help="onnx | tflite | c")] = "tflite",
     int8: Annotated[bool, typer.Option("--int8", help="full-integer int8 (always on for --format c)")] = False,
     out: Annotated[Optional[Path], typer.Option(help="output folder (default: <run>/export)")] = None,
-    max_drop: Annotated[float, typer.Option(help="fail when int8 top-1 falls more than this many points below fp32")] = 2.0,
-    min_agreement: Annotated[float, typer.Option(help="fail when int8 and fp32 pick the same class on fewer than this % of test images")] = 90.0,
+    max_drop: Annotated[float, typer.Option(help="fail when int8 top-1 falls more than this many points below fp32")] = DEFAULT_MAX_DROP,
+    min_agreement: Annotated[float, typer.Option(help="fail when int8 and fp32 pick the same class on fewer than this % of test images")] = DEFAULT_MIN_AGREEMENT,
     test_limit: Annotated[Optional[int], typer.Option(help="fidelity on the first N test images (default: all)")] = None,
     ranges: Annotated[str, typer.Option(help="int8 activation ranges: mse (TFLite: min/max narrowed to the least expected error; ONNX: percentile) | minmax")] = DEFAULT_RANGES,
 ) -> None:

@@ -14,7 +14,7 @@ from edgessl.deploy.exporters import write_metadata
 from edgessl.deploy.exporters.c_array import export_c_array
 from edgessl.deploy.exporters.onnx import export_onnx_fp32, quantize_onnx_int8
 from edgessl.deploy.exporters.tflite import CALIBRATION_IMAGES, calibration_count, calibration_inputs, export_tflite_fp32, quantize_tflite_int8
-from edgessl.deploy.fidelity import DEFAULT_MIN_AGREEMENT, FidelityReport, check_fidelity, evaluate_runtimes, layer_errors
+from edgessl.deploy.fidelity import DEFAULT_MAX_DROP, DEFAULT_MIN_AGREEMENT, FidelityReport, check_fidelity, evaluate_runtimes, layer_errors
 from edgessl.deploy.pipeline import ClassifierBundle, artefact_meta, labelled_subset, test_split, write_json
 from edgessl.deploy.ranges import DEFAULT_RANGES, check_range_method
 from edgessl.deploy.tflite_graph import MicroShrink, write_micro_flatbuffer
@@ -95,7 +95,7 @@ def fidelity(bundle: ClassifierBundle, paths: dict[str, Path], test_limit: int |
     return report
 
 
-def export(bundle: ClassifierBundle, fmt: str, int8: bool, out: Path, max_drop: float = 2.0, test_limit: int | None = None,
+def export(bundle: ClassifierBundle, fmt: str, int8: bool, out: Path, max_drop: float = DEFAULT_MAX_DROP, test_limit: int | None = None,
            min_agreement: float = DEFAULT_MIN_AGREEMENT, ranges: str = DEFAULT_RANGES) -> ExportResult:  # fmt: skip
     check_range_method(ranges)  # before minutes of ONNX export, not at the TFLite step
     out.mkdir(parents=True, exist_ok=True)
