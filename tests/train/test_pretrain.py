@@ -49,12 +49,13 @@ def test_pretrain_writes_an_encoder_only_checkpoint_and_logs(tmp_path):
 
 
 def test_killed_run_resumes_to_the_same_step_count_and_weights(tmp_path):
-    full = pretrain(_small(), tmp_path / "full")
+    recipe = _small("optim.warmup_epochs=1")  # the checkpoint at step 5 lies inside the 8-step warm-up
+    full = pretrain(recipe, tmp_path / "full")
     with pytest.raises(Killed):  # mid-epoch, two steps after the last checkpoint
-        pretrain(_small(), tmp_path / "killed", on_step=kill_at(7))
+        pretrain(recipe, tmp_path / "killed", on_step=kill_at(7))
     killed_s = load(tmp_path / "killed" / "last.pt")["run_seconds"]
     assert load(tmp_path / "killed" / "last.pt")["step"] == 5 and killed_s > 0
-    resumed = pretrain(_small(), tmp_path / "killed", resume=True)
+    resumed = pretrain(recipe, tmp_path / "killed", resume=True)
     assert resumed.steps == full.steps
     assert resumed.run_seconds == pytest.approx(killed_s + resumed.wall_seconds)  # the run's time across both segments
     logged = [int(line.split(",")[0]) for line in (tmp_path / "killed" / "metrics.csv").read_text().splitlines()[1:]]
