@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import PIL
 import torch
 
 from edgessl.train.distributed import launch_context
@@ -24,10 +26,29 @@ def environment() -> dict:
         "cpu_count": os.cpu_count(),
         "processes": world_size(),
         "platform": platform.platform(),
+        "cpu": cpu_text(),
         "python": platform.python_version(),
         "torch": torch.__version__,
+        "numpy": np.__version__,
+        "pillow": PIL.__version__,  # decodes the JPEG shards
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
+
+
+def cpu_text() -> str:
+    """The host CPU and the kernels torch picks for it. Rounding, and so the training trajectory, follows the kernel
+    set, and the day-to-day speed may follow the CPU: session 59's run left ten earlier runs' trajectory within its first
+    50 steps on a freshly set-up machine, and no record said what had changed (benchmarks/results/README.md)."""
+    info = {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in _cpuinfo_lines() if ":" in line)}
+    name = info.get("model name") or platform.processor() or "unknown CPU"
+    model = f"family {info['cpu family']} model {info['model']}; " if "cpu family" in info and "model" in info else ""
+    return f"{name} ({model}torch kernels {torch.backends.cpu.get_cpu_capability()})"
+
+
+def _cpuinfo_lines() -> list[str]:
+    """The first processor's block of /proc/cpuinfo (none off Linux)."""
+    path = Path("/proc/cpuinfo")
+    return path.read_text().split("\n\n", 1)[0].splitlines() if path.is_file() else []
 
 
 def world_size() -> int:
@@ -42,6 +63,11 @@ def device_text(env: dict) -> str:
     processes = env.get("processes", 1)
     threads = f"{env['cpu_threads']} thread{'s' if env['cpu_threads'] > 1 else ''}"
     return f"cpu ({processes} processes x {threads})" if processes > 1 else f"cpu ({threads})"
+
+
+def host_text(env: dict) -> str:
+    """device_text, and the host CPU where the record names it (results written from session 60 on)."""
+    return device_text(env) + (f" on {env['cpu']}" if "cpu" in env else "")
 
 
 def command_line(drop: tuple[str, ...] = ()) -> str:

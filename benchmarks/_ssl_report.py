@@ -4,7 +4,7 @@ schedule trend, the repeats of the best 2-hour recipe and the Markdown tables.""
 from __future__ import annotations
 
 import numpy as np
-from _common import device_text, read_results, write_results
+from _common import device_text, host_text, read_results, write_results
 
 from edgessl.recipe import flatten, recipe_from_dict
 
@@ -225,7 +225,7 @@ def markdown(sections: dict, summary: dict) -> str:
             "",
             f"Reproduce: `{sec['command']}`" + (f" ({sec['provenance']})" if "provenance" in sec else ""),
             "",
-            f"Protocol: seed {sec['seed']}, label fraction {sec['label_fraction']}, {sec['probe_protocol']}; device {device_text(env)}, torch {env['torch']}, {env['date']}.",
+            f"Protocol: seed {sec['seed']}, label fraction {sec['label_fraction']}, {sec['probe_protocol']}; device {host_text(env)}, torch {env['torch']}, {env['date']}.",
             "",
             "| row | top-1 % | budget | how obtained |",
             "|---|---|---|---|",

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import command_line, device_text, environment, write_results
+from _common import command_line, environment, host_text, write_results
 
 from edgessl.models import create_encoder
 from edgessl.recipe import load_recipe
@@ -115,7 +115,7 @@ def main() -> None:
         "",
         f"Reproduce: `{command_line()}`",
         "",
-        f"Measured on {device_text(env)}, torch {env['torch']}, batch {args.batch}, median of {args.repeats} interleaved repeats, {env['date']}.",
+        f"Measured on {host_text(env)}, torch {env['torch']}, batch {args.batch}, median of {args.repeats} interleaved repeats, {env['date']}.",
         "",
         "| step | ms / step | img/s | vs supervised |",
         "|---|---|---|---|",

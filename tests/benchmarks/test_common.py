@@ -33,3 +33,11 @@ def test_command_line_leaves_out_the_flags_asked_to_drop(monkeypatch) -> None:
     monkeypatch.setattr(sys, "argv", ["benchmarks/ablation.py", "--resume", "--data", "../shared/data/cifar10-resume"])
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     assert _common.command_line(drop=("--resume",)) == "python benchmarks/ablation.py --data ../shared/data/cifar10-resume"
+
+
+def test_environment_names_the_cpu_its_torch_kernels_and_the_data_path_libraries() -> None:
+    env = _common.environment()
+    assert "torch kernels " in env["cpu"] and env["cpu"].split("torch kernels ")[1].rstrip(")")  # e.g. AVX2, AVX512
+    assert env["numpy"][0].isdigit() and env["pillow"][0].isdigit()
+    assert _common.host_text(env) == f"{_common.device_text(env)} on {env['cpu']}"
+    assert _common.host_text({"device": "cpu", "cpu_threads": 1}) == "cpu (1 thread)"  # stored before `cpu` existed
