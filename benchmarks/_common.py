@@ -37,8 +37,8 @@ def environment() -> dict:
 
 def cpu_text() -> str:
     """The host CPU and the kernels torch picks for it. Rounding, and so the training trajectory, follows the kernel
-    set, and the day-to-day speed may follow the CPU: session 59's run left ten earlier runs' trajectory within its first
-    50 steps on a freshly set-up machine, and no record said what had changed (benchmarks/results/README.md)."""
+    set, and the day-to-day speed may follow the CPU: session 59's run left ten earlier runs' trajectory within its
+    first 50 steps on a freshly set-up machine, and no record said what had changed (benchmarks/results/README.md)."""
     info = {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in _cpuinfo_lines() if ":" in line)}
     name = info.get("model name") or platform.processor() or "unknown CPU"
     model = f"family {info['cpu family']} model {info['model']}; " if "cpu family" in info and "model" in info else ""

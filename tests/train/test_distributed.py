@@ -77,7 +77,7 @@ def test_gather_batches_gives_every_rank_the_single_process_vicreg_loss_and_grad
 
 
 def test_bf16_autocast_trains_on_cpu(tmp_path):
-    # two steps: bf16 matmuls on a CPU without bf16 units take ~3.5 s a step at batch 16 (16 steps took 124 s)
+    # two steps: on a CPU without bf16 instructions (AVX2 here) a bf16 step takes ~3.5 s at batch 16 (16 steps took 124 s)
     recipe = load_recipe(ROOT / "recipes" / "smoke.yaml", ["precision=bf16", "optim.epochs=1", "optim.batch_size=16", "data.train_limit=32"])
     result = pretrain(recipe, tmp_path)
     assert result.steps == 2 and result.encoder_path.is_file()
