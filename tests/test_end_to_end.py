@@ -10,6 +10,7 @@ from edgessl.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
+FIDELITY_ON_64 = ["--test-limit", "64"]  # int8 fidelity on 64 test images, not all 256: TFLite Micro takes ~75 ms an image
 
 
 def _ok(args: list[str]) -> str:
@@ -25,8 +26,8 @@ def test_pretrain_probe_qat_export_budget(tmp_path):
     out = _ok(["finetune", "--checkpoint", str(run), "--qat", "--epochs", "1"])
     assert "fake-quant (NNCF)" in out and (run / "classifier.pt").is_file()
     # The smoke encoder sees 16 steps of synthetic data: int8 accuracy is not the point here, the path is.
-    gates_off = ["--max-drop", "100", "--min-agreement", "0", "--test-limit", "64"]  # fidelity on 64 images: TFLite Micro takes ~75 ms an image
-    out = _ok(["export", "--checkpoint", str(run / "classifier.pt"), "--format", "c", *gates_off, "--out", str(tmp_path / "fw")])
+    gates_off = ["--max-drop", "100", "--min-agreement", "0"]
+    out = _ok(["export", "--checkpoint", str(run / "classifier.pt"), "--format", "c", *gates_off, *FIDELITY_ON_64, "--out", str(tmp_path / "fw")])
     assert "tflite-int8-tflm" in out and "arena (measured)" in out
     fw = tmp_path / "fw"
     artefacts = ("model_int8.tflite", "model_int8_micro.tflite", "model_int8_micro.tensor_names.json", "model_int8.onnx", "fidelity.json", "model_int8.tflite.json")
@@ -48,6 +49,6 @@ def test_pretrain_probe_qat_export_budget(tmp_path):
 def test_int8_drop_over_the_bound_fails_the_export_with_the_table(tmp_path):
     run = tmp_path / "run"
     _ok(["pretrain", "--recipe", str(ROOT / "recipes" / "smoke.yaml"), "--out", str(run), "optim.epochs=1"])
-    result = runner.invoke(app, ["export", "--checkpoint", str(run), "--format", "tflite", "--int8", "--max-drop", "-1", "--test-limit", "64", "--out", str(tmp_path / "x")])
+    result = runner.invoke(app, ["export", "--checkpoint", str(run), "--format", "tflite", "--int8", "--max-drop", "-1", *FIDELITY_ON_64, "--out", str(tmp_path / "x")])
     assert result.exit_code == 2
     assert "dropped more than -1.0 points" in result.output and "| tflite-int8-tflm |" in result.output
