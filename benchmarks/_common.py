@@ -31,8 +31,13 @@ def environment() -> dict:
         "torch": torch.__version__,
         "numpy": np.__version__,
         "pillow": PIL.__version__,  # decodes the JPEG shards
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "date": utc_now(),
     }
+
+
+def utc_now() -> str:
+    """The time a result is stamped with: rows of one file may come from different days (and machine states)."""
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
 
 
 def cpu_text() -> str:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import command_line, device_text, environment, read_results, write_results
+from _common import command_line, environment, host_text, read_results, utc_now, write_results
 
 from edgessl.data.cache import load_split
 from edgessl.eval.features import load_encoder
@@ -168,7 +168,7 @@ def main() -> None:
         options = {"device": args.device, "weight_decays": p.weight_decays, "augment_copies": p.augment_copies, "solver": p.solver}
         probe, _, _ = linear_probe(encoder, train, test, p.label_fraction, p.epochs, recipe.seed, **options)
         row = {"variant": name, "overrides": overrides, "top1": round(probe.top1, 2), "epochs": args.epochs, "pretrain_wall_s": round(wall, 1), "run": str(out)}
-        rows.append(row | {"date": environment()["date"]})  # wall times of rows from other days are another machine state
+        rows.append(row | {"date": utc_now()})  # wall times of rows from other days are another machine state
         rows.sort(key=lambda r: list(VARIANTS).index(r["variant"]))
         print(f"{name}: {probe.top1:.2f} % ({wall / 60:.1f} min)", flush=True)
         write_table(args, recipe, rows, len(chosen), len(train))  # after every variant: a cut-off sweep keeps what it measured
@@ -187,7 +187,7 @@ def write_table(args: argparse.Namespace, recipe: Recipe, rows: list[dict], plan
     command = command_line(drop=("--resume",))  # on a clean checkout the sweep runs every variant
     md = ["# Dual-corruption ablation", "", f"Reproduce: `{command}`", "",
           f"Each variant: {args.epochs} epochs of `{args.recipe}` on {args.train_limit or 'all'} training images with the overrides shown{extra}, "
-          f"then a linear probe with {recipe.probe.label_fraction:.0%} of the labels; {device_text(env)}{concurrency}, torch {env['torch']}, {env['date']}.", "",
+          f"then a linear probe with {recipe.probe.label_fraction:.0%} of the labels; {host_text(env)}{concurrency}, torch {env['torch']}, {env['date']}.", "",
           "| variant | overrides | probe top-1 % | vs shipped default | pretrain min | measured |", "|---|---|---|---|---|---|"]  # fmt: skip
     base = next((r["top1"] for r in rows if r["variant"] == BASELINE), None)
     for r in rows:

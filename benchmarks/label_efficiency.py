@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import RESULTS, command_line, device_text, environment, read_results, write_results
+from _common import RESULTS, command_line, environment, host_text, read_results, write_results
 
 from edgessl.data.cache import load_split
 from edgessl.data.splits import label_fraction_indices
@@ -125,7 +125,7 @@ def main() -> None:
     text = (
         f"Reproduce: `{command_line()}`\n\nMeasured: encoder `{args.encoder}`, seed {args.seed}, stratified label fractions, linear probe "
         f"{args.probe_epochs} epochs on standardised pooled features; fine-tuning and scratch: {args.epochs} epochs, {optimizer} one-cycle, "
-        f"crop + flip; top-1 on {len(test)} test images; {device_text(env)}, torch {env['torch']}, "
+        f"crop + flip; top-1 on {len(test)} test images; {host_text(env)}, torch {env['torch']}, "
         f"{(time.perf_counter() - t0) / 60:.0f} min, {env['date']}."
     )
     if source:

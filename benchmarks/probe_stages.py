@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import command_line, device_text, environment, write_results
+from _common import command_line, environment, host_text, write_results
 
 from edgessl.data.cache import load_split
 from edgessl.eval.features import load_encoder
@@ -81,7 +81,7 @@ def main() -> None:
     env = environment()
     md = ["# Linear probe: which stages' pooled features", "", f"Reproduce: `{command_line()}`", "",
           f"Each encoder probed on the data, label fraction, epochs and seed it was pretrained with (its recipe); features standardised "
-          f"with train-subset mean/std; {device_text(env)}, torch {env['torch']}, {(time.perf_counter() - t0) / 60:.0f} min, {env['date']}. "
+          f"with train-subset mean/std; {host_text(env)}, torch {env['torch']}, {(time.perf_counter() - t0) / 60:.0f} min, {env['date']}. "
           f"`{BASE}` is the encoder's output, the published protocol and the one every other table reports; `+ N aug`: the head also trains on N "
           f"augmented copies of each labelled image (mirror, then random shifts; `probe.augment_copies`).", "",
           "| encoder | data | " + " | ".join(f"{n} top-1 %" for n in names) + " |", "|---|---|" + "---|" * len(names)]  # fmt: skip

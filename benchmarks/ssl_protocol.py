@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import command_line, environment, read_results
+from _common import command_line, environment, read_results, utc_now
 from _ssl_report import write_report
 
 from edgessl.data.cache import load_split
@@ -119,7 +119,7 @@ def supervised_row(recipe: Recipe, train: ImageArrays, test: ImageArrays, epochs
         "how": f"measured: full training from scratch on the same labels, crop + flip, SGD one-cycle, {epochs} epochs",
         "epochs": epochs,
         "wall_s": round(time.perf_counter() - t1, 1),
-        "date": environment()["date"],
+        "date": utc_now(),
     }
 
 
