@@ -104,7 +104,7 @@ def main() -> None:
     lines = "\n".join(f"| {ln.item} | {ln.bytes:,} | {ln.how} |" for ln in main_budget.flash_lines + main_budget.sram_lines)
     md = f"""# Budget and latency on {args.target} ({board.name} @ {board.clock_mhz:g} MHz)
 
-Reproduce: `{command_line()}` (after `benchmarks/deploy.py --run {args.run}`). {env["date"]}, host {env["platform"]}.
+Reproduce: `{command_line()}` (after `benchmarks/deploy.py --run {args.run}`). {env["date"]}, host {env["cpu"]}, {env["platform"]}.
 {ranges}
 
 | item | bytes | how obtained |

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import command_line, environment, write_results
+from _common import command_line, environment, host_text, write_results
 
 from edgessl.data.cache import load_split
 from edgessl.deploy.classifier import build_classifier
@@ -98,7 +98,7 @@ def main() -> None:
                    "wall_s": round(time.perf_counter() - t0, 1)}  # fmt: skip
     md = [f"# Deployment fidelity: {args.run.name}", "", f"Reproduce: `{command_line()}` ({encoder_source(args.run)})", "",
           f"Linear probe ({probe.protocol()}), then NNCF QAT for {args.qat_epochs} epochs ({qat.steps} steps) on the same {len(labels)} labelled images; "
-          f"{ranges_note(args.ranges, 'qat')} {env['device']}, torch {env['torch']}, {env['date']}.", "",
+          f"{ranges_note(args.ranges, 'qat')} {host_text(env)}, torch {env['torch']}, {env['date']}.", "",
           rep.table(), "", f"NNCF fake-quant top-1: {fake_quant:.2f} %; fp32 probe before QAT: {fp32_probe:.2f} %.", "",
           f"Fidelity gate (top-1 at most {args.max_drop:g} points below fp32, argmax agreement at least {args.min_agreement:g} %): "
           f"{'passed' if gate_passed else 'FAILED: the C export was refused'}.", "",
