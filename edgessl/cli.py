@@ -15,6 +15,12 @@ from edgessl.recipe import ProbeConfig
 app = typer.Typer(help="edgessl: tiny vision encoders from unlabelled images to int8 firmware.", no_args_is_help=True, add_completion=False)
 
 
+# shared by `budget` and `bench`: one target, named the same way in both
+TargetOption = Annotated[str, typer.Option(help="CPU family or board name (`edgessl targets` lists them)")]
+BoardOption = Annotated[Optional[str], typer.Option(help="board of that family (default: the family's default)")]
+CatalogueOption = Annotated[Optional[Path], typer.Option(help="extra YAML with your own boards/families")]
+
+
 def _fail(message: str) -> None:
     typer.secho(f"error: {message}", fg="red", err=True)
     raise typer.Exit(2)
@@ -266,9 +272,9 @@ def _int8_model(model: Path, out: Path | None) -> Path:
 @app.command()
 def budget(
     model: Annotated[Path, typer.Argument(help="int8 .tflite, or a checkpoint to export on the fly")],
-    target: Annotated[str, typer.Option(help="CPU family or board name")] = "cortex-m7",
-    board: Annotated[Optional[str], typer.Option(help="board of that family (default: the family's default)")] = None,
-    catalogue: Annotated[Optional[Path], typer.Option(help="extra YAML with your own boards/families")] = None,
+    target: TargetOption = "cortex-m7",
+    board: BoardOption = None,
+    catalogue: CatalogueOption = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="write the report as JSON")] = None,
     layers: Annotated[int, typer.Option(help="rows of the per-layer table")] = 15,
 ) -> None:
@@ -294,9 +300,9 @@ def budget(
 @app.command()
 def bench(
     model: Annotated[Path, typer.Argument(help="checkpoint (all runtimes) or int8 .tflite (LiteRT and TFLite Micro)")],
-    target: Annotated[str, typer.Option(help="CPU family or board name")] = "cortex-m7",
-    board: Annotated[Optional[str], typer.Option()] = None,
-    catalogue: Annotated[Optional[Path], typer.Option()] = None,
+    target: TargetOption = "cortex-m7",
+    board: BoardOption = None,
+    catalogue: CatalogueOption = None,
     runs: Annotated[int, typer.Option(help="timed runs per runtime (after warm-up)")] = 50,
     out: Annotated[Optional[Path], typer.Option(help="folder for bench.json and bench.png")] = None,
 ) -> None:
