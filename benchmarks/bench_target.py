@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import command_line, environment, write_results
+from _common import RESULTS, command_line, environment, write_results
 
 from edgessl.deploy.classifier import fold_batchnorm
 from edgessl.deploy.exporters import metadata_path
@@ -78,7 +78,7 @@ def main() -> None:
     runtimes = [TorchRuntime(bundle.model), OnnxRuntime(export / "model_fp32.onnx", "onnxruntime-fp32"), OnnxRuntime(export / "model_int8.onnx", "onnxruntime-int8"),
                 LiteRTRuntime(tflite, reference_kernels=False, name="litert-int8"), TFLMRuntime(tflite)]  # fmt: skip
     timing = bench(tflite, board, runtimes, args.runs)
-    png = plot_layers(timing, Path(__file__).parent / "results" / f"bench_{args.target}.png")
+    png = plot_layers(timing, RESULTS / f"bench_{args.target}.png")
     r8 = resnet8_estimates()
     summary = {
         "board": board.name,
