@@ -15,7 +15,7 @@ from edgessl.recipe import ProbeConfig
 app = typer.Typer(help="edgessl: tiny vision encoders from unlabelled images to int8 firmware.", no_args_is_help=True, add_completion=False)
 
 
-# shared by `budget` and `bench`: one target, named the same way in both
+# shared by `budget`, `bench` and `targets`: one target, named the same way in each
 TargetOption = Annotated[str, typer.Option(help="CPU family or board name (`edgessl targets` lists them)")]
 BoardOption = Annotated[Optional[str], typer.Option(help="board of that family (default: the family's default)")]
 CatalogueOption = Annotated[Optional[Path], typer.Option(help="extra YAML with your own boards/families")]
@@ -346,7 +346,7 @@ def _host_runtimes(model: Path, tflite: Path) -> list:
 
 
 @app.command()
-def targets(catalogue: Annotated[Optional[Path], typer.Option()] = None) -> None:
+def targets(catalogue: CatalogueOption = None) -> None:
     """List CPU families and boards with clock, flash and SRAM."""
     from edgessl.targets.catalogue import load_catalogue
 
