@@ -16,19 +16,21 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import RESULTS, command_line, environment, write_results
+import _common
+from _common import command_line, environment, write_results
 
 from edgessl.deploy.classifier import fold_batchnorm
 from edgessl.deploy.exporters import metadata_path
 from edgessl.deploy.exporters.tflite import calibration_inputs, export_tflite_fp32, quantize_tflite_int8
 from edgessl.deploy.pipeline import load_bundle
 from edgessl.deploy.tflite_graph import TFLiteGraph
+from edgessl.runtimes import Runtime
 from edgessl.runtimes.litert import LiteRTRuntime
 from edgessl.runtimes.onnxrt import OnnxRuntime
 from edgessl.runtimes.tflm import TFLMRuntime
 from edgessl.runtimes.torch_rt import TorchRuntime
-from edgessl.targets.bench import bench, plot_layers
-from edgessl.targets.budget import budget
+from edgessl.targets.bench import BenchReport, bench, plot_layers
+from edgessl.targets.budget import BudgetReport, budget
 from edgessl.targets.catalogue import load_catalogue, resolve
 from edgessl.targets.latency import estimate_latency, total_ms
 from edgessl.targets.resnet8 import PUBLISHED_MS, ResNet8
@@ -54,34 +56,26 @@ def int8_ranges(tflite: Path) -> str:
     return json.loads(meta.read_text()).get("int8_ranges", "") if meta.is_file() else "int8 ranges not recorded."
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", type=Path, required=True, help="run folder holding export/model_int8.tflite (benchmarks/deploy.py)")
-    p.add_argument("--target", default="cortex-m7")
-    p.add_argument("--runs", type=int, default=50)
-    args = p.parse_args()
-    export = args.run / "export"
-    tflite = export / "model_int8.tflite"
-    board = resolve(args.target)
+def fits_by_board(tflite: Path, target: str, family: str) -> dict[str, dict]:
+    """Flash and SRAM of the model on every board of the family, not only the one the latency is estimated on."""
     fits = {}
-    for name in family_boards(board.family):
-        report = budget(tflite, resolve(args.target, name))
-        fits[name] = {
-            "fits": report.fits,
-            "flash_total": report.flash_total,
-            "flash_limit": report.flash_limit,
-            "sram_total": report.sram_total,
-            "sram_limit": report.sram_limit,
-        }
-    main_budget = budget(tflite, board)
-    bundle = load_bundle(args.run / "classifier.pt")
-    runtimes = [TorchRuntime(bundle.model), OnnxRuntime(export / "model_fp32.onnx", "onnxruntime-fp32"), OnnxRuntime(export / "model_int8.onnx", "onnxruntime-int8"),
-                LiteRTRuntime(tflite, reference_kernels=False, name="litert-int8"), TFLMRuntime(tflite)]  # fmt: skip
-    timing = bench(tflite, board, runtimes, args.runs)
-    png = plot_layers(timing, RESULTS / f"bench_{args.target}.png")
-    r8 = resnet8_estimates()
-    summary = {
-        "board": board.name,
+    for name in family_boards(family):
+        report = budget(tflite, resolve(target, name))
+        fits[name] = {"fits": report.fits, "flash_total": report.flash_total, "flash_limit": report.flash_limit,
+                      "sram_total": report.sram_total, "sram_limit": report.sram_limit}  # fmt: skip
+    return fits
+
+
+def host_runtimes(run: Path) -> list[Runtime]:
+    """Every runtime the classifier has been exported to, fp32 PyTorch first (what the int8 ones are compared with)."""
+    export, tflite = run / "export", run / "export" / "model_int8.tflite"
+    return [TorchRuntime(load_bundle(run / "classifier.pt").model), OnnxRuntime(export / "model_fp32.onnx", "onnxruntime-fp32"),
+            OnnxRuntime(export / "model_int8.onnx", "onnxruntime-int8"), LiteRTRuntime(tflite, reference_kernels=False, name="litert-int8"), TFLMRuntime(tflite)]  # fmt: skip
+
+
+def summarise(main_budget: BudgetReport, timing: BenchReport, fits: dict[str, dict], r8: dict[str, float]) -> dict:
+    return {
+        "board": timing.board.name,
         "flash_bytes": main_budget.flash_total,
         "model_bytes": main_budget.flash_lines[0].bytes,
         "tflm_arena_bytes": main_budget.arena["minimum_arena_size"],
@@ -93,16 +87,16 @@ def main() -> None:
         "resnet8_estimated_ms_stm32h7a3": r8["stm32h7a3"],
         "resnet8_estimated_ms_stm32f746": r8["stm32f746"],
     }
-    ranges = int8_ranges(tflite)
-    env = environment()
-    payload = {"summary": summary, "budget": main_budget.to_dict(), "fits": fits, "bench": timing.to_dict(), "resnet8_published_ms": PUBLISHED_MS,
-               "int8_ranges": ranges, "environment": env, "command": command_line()}  # fmt: skip
+
+
+def markdown(args: argparse.Namespace, main_budget: BudgetReport, timing: BenchReport, fits: dict[str, dict], r8: dict[str, float], ranges: str, env: dict, png: Path) -> str:
+    board = timing.board
     fits_lines = ";\n".join(
         f"fits {name}: {f['fits']} (flash {f['flash_total']:,} / {f['flash_limit']:,}, SRAM {f['sram_total']:,} / {f['sram_limit']:,})" for name, f in fits.items()
     )
     host = "\n".join(f"| {h.runtime} | {h.median_ms:.2f} | {h.p90_ms:.2f} | {h.version} |" for h in timing.host)
     lines = "\n".join(f"| {ln.item} | {ln.bytes:,} | {ln.how} |" for ln in main_budget.flash_lines + main_budget.sram_lines)
-    md = f"""# Budget and latency on {args.target} ({board.name} @ {board.clock_mhz:g} MHz)
+    return f"""# Budget and latency on {args.target} ({board.name} @ {board.clock_mhz:g} MHz)
 
 Reproduce: `{command_line()}` (after `benchmarks/deploy.py --run {args.run}`). {env["date"]}, host {env["cpu"]}, {env["platform"]}.
 {ranges}
@@ -125,7 +119,25 @@ Calibration, MLPerf Tiny ResNet-8 exported by edgessl: estimated {r8["stm32h7a3"
 
 Per-layer chart: `{png.name}`.
 """
-    write_results(f"bench_{args.target}", payload, md)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", type=Path, required=True, help="run folder holding export/model_int8.tflite (benchmarks/deploy.py)")
+    p.add_argument("--target", default="cortex-m7")
+    p.add_argument("--runs", type=int, default=50)
+    args = p.parse_args()
+    tflite = args.run / "export" / "model_int8.tflite"
+    board = resolve(args.target)
+    fits = fits_by_board(tflite, args.target, board.family)
+    main_budget = budget(tflite, board)
+    timing = bench(tflite, board, host_runtimes(args.run), args.runs)
+    png = plot_layers(timing, _common.RESULTS / f"bench_{args.target}.png")
+    r8 = resnet8_estimates()
+    ranges, env = int8_ranges(tflite), environment()
+    payload = {"summary": summarise(main_budget, timing, fits, r8), "budget": main_budget.to_dict(), "fits": fits, "bench": timing.to_dict(),
+               "resnet8_published_ms": PUBLISHED_MS, "int8_ranges": ranges, "environment": env, "command": command_line()}  # fmt: skip
+    write_results(f"bench_{args.target}", payload, markdown(args, main_budget, timing, fits, r8, ranges, env, png))
 
 
 if __name__ == "__main__":

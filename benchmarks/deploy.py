@@ -37,6 +37,27 @@ def encoder_source(run: Path) -> str:
     return f"encoder: `{run / 'encoder.pt'}` from `edgessl pretrain --out {run}`"
 
 
+def summarise(rep: FidelityReport, fp32_probe: float, fake_quant: float, arena: dict, export: Path, gate_passed: bool, ranges: str) -> dict:
+    """The headline numbers: top-1 in every runtime, the int8 drop and agreement, and what the firmware carries."""
+    return {
+        "fp32_top1": round(rep.top1["pytorch-fp32"], 2),
+        "onnx_int8_top1": round(rep.top1["onnx-int8"], 2),
+        "tflite_int8_litert_top1": round(rep.top1["tflite-int8-litert"], 2),
+        "tflite_int8_tflm_top1": round(rep.top1["tflite-int8-tflm"], 2),
+        "test_images": rep.test_images,
+        "fp32_probe_before_qat_top1": round(fp32_probe, 2),
+        "nncf_fake_quant_top1": round(fake_quant, 2),
+        "tflm_vs_fp32_drop_points": round(rep.top1["pytorch-fp32"] - rep.top1["tflite-int8-tflm"], 2),
+        "tflm_agreement_with_fp32_percent": round(rep.agreement_with_fp32["tflite-int8-tflm"], 2),
+        "lowest_layer_cosine": round(min(row["cosine"] for row in rep.layers), 4),
+        "tflm_arena_bytes": arena["minimum_arena_size"],
+        "tflite_int8_bytes": (export / "model_int8.tflite").stat().st_size,
+        "firmware_flatbuffer_bytes": (export / "model_int8_micro.tflite").stat().st_size,  # what the C array embeds
+        "fidelity_gate_passed": gate_passed,
+        "activation_ranges": ranges,
+    }
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", type=Path, required=True, help="run folder with encoder.pt")
@@ -75,23 +96,7 @@ def main() -> None:
     fid = json.loads((args.run / "export" / "fidelity.json").read_text())
     rep = FidelityReport(fid["test_images"], fid["top1"], fid["agreement_with_fp32"], fid["versions"], fid["layers"])
     arena = result.arena if result is not None else measure_arena(args.run / "export" / "model_int8_micro.tflite")
-    summary = {
-        "fp32_top1": round(rep.top1["pytorch-fp32"], 2),
-        "onnx_int8_top1": round(rep.top1["onnx-int8"], 2),
-        "tflite_int8_litert_top1": round(rep.top1["tflite-int8-litert"], 2),
-        "tflite_int8_tflm_top1": round(rep.top1["tflite-int8-tflm"], 2),
-        "test_images": rep.test_images,
-        "fp32_probe_before_qat_top1": round(fp32_probe, 2),
-        "nncf_fake_quant_top1": round(fake_quant, 2),
-        "tflm_vs_fp32_drop_points": round(rep.top1["pytorch-fp32"] - rep.top1["tflite-int8-tflm"], 2),
-        "tflm_agreement_with_fp32_percent": round(rep.agreement_with_fp32["tflite-int8-tflm"], 2),
-        "lowest_layer_cosine": round(min(row["cosine"] for row in rep.layers), 4),
-        "tflm_arena_bytes": arena["minimum_arena_size"],
-        "tflite_int8_bytes": (args.run / "export" / "model_int8.tflite").stat().st_size,
-        "firmware_flatbuffer_bytes": (args.run / "export" / "model_int8_micro.tflite").stat().st_size,  # what the C array embeds
-        "fidelity_gate_passed": gate_passed,
-        "activation_ranges": args.ranges,
-    }
+    summary = summarise(rep, fp32_probe, fake_quant, arena, args.run / "export", gate_passed, args.ranges)
     env = environment()
     payload_out = {"summary": summary, "fidelity": rep.to_dict(), "qat_steps": qat.steps, "qat_epochs": args.qat_epochs,
                    "artefacts": {k: str(v) for k, v in result.artefacts.items()} if result else {}, "environment": env, "command": command_line(),
