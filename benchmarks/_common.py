@@ -21,7 +21,7 @@ RESULTS = Path(__file__).parent / "results"
 
 def environment() -> dict:
     return {
-        "device": "cpu" if not torch.cuda.is_available() else torch.cuda.get_device_name(0),
+        "device": device_name(),
         "cpu_threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
         "processes": world_size(),
@@ -33,6 +33,10 @@ def environment() -> dict:
         "pillow": PIL.__version__,  # decodes the JPEG shards
         "date": utc_now(),
     }
+
+
+def device_name() -> str:
+    return "cpu" if not torch.cuda.is_available() else torch.cuda.get_device_name(0)
 
 
 def utc_now() -> str:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import command_line, environment, host_text, read_results, utc_now, write_results
+from _common import command_line, device_name, environment, host_text, read_results, utc_now, write_results
 
 from edgessl.data.cache import load_split
 from edgessl.eval.features import load_encoder
@@ -102,7 +102,7 @@ def earlier_rows(args: argparse.Namespace, recipe: Recipe, names: list[str], tra
     old = read_results(args.output)
     summary = old.get("summary", {})
     protocol = (summary.get("device"), summary.get("train_images"), old.get("extra"))
-    if protocol != (environment()["device"], args.train_limit or train_images, args.extra) or not same_recipe(old.get("recipe_settings"), recipe):
+    if protocol != (device_name(), args.train_limit or train_images, args.extra) or not same_recipe(old.get("recipe_settings"), recipe):
         return []
     return [r for r in old.get("rows", []) if r["variant"] in names and r["epochs"] == args.epochs]
 

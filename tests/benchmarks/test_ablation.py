@@ -23,7 +23,7 @@ def sweep_args() -> argparse.Namespace:
 def write_sweep(args: argparse.Namespace, recipe_overrides: list[str]) -> None:
     recipe = load_recipe(args.recipe, recipe_overrides)
     row = {"variant": ablation.BASELINE, "overrides": [], "top1": 50.0, "epochs": 3, "pretrain_wall_s": 1.0, "run": "r"}
-    summary = {"device": _common.environment()["device"], "train_images": 100}
+    summary = {"device": _common.device_name(), "train_images": 100}
     payload = {"summary": summary, "rows": [row], "recipe": str(args.recipe), "recipe_settings": recipe.to_dict(), "extra": []}
     _common.write_results(args.output, payload, "")
 
