@@ -22,14 +22,8 @@ from _common import command_line, environment, write_results
 from edgessl.deploy.classifier import fold_batchnorm
 from edgessl.deploy.exporters import metadata_path
 from edgessl.deploy.exporters.tflite import calibration_inputs, export_tflite_fp32, quantize_tflite_int8
-from edgessl.deploy.pipeline import load_bundle
 from edgessl.deploy.tflite_graph import TFLiteGraph
-from edgessl.runtimes import Runtime
-from edgessl.runtimes.litert import LiteRTRuntime
-from edgessl.runtimes.onnxrt import OnnxRuntime
-from edgessl.runtimes.tflm import TFLMRuntime
-from edgessl.runtimes.torch_rt import TorchRuntime
-from edgessl.targets.bench import BenchReport, bench, plot_layers
+from edgessl.targets.bench import BenchReport, bench, bench_runtimes, plot_layers
 from edgessl.targets.budget import BudgetReport, budget
 from edgessl.targets.catalogue import load_catalogue, resolve
 from edgessl.targets.latency import estimate_latency, total_ms
@@ -64,13 +58,6 @@ def fits_by_board(tflite: Path, target: str, family: str) -> dict[str, dict]:
         fits[name] = {"fits": report.fits, "flash_total": report.flash_total, "flash_limit": report.flash_limit,
                       "sram_total": report.sram_total, "sram_limit": report.sram_limit}  # fmt: skip
     return fits
-
-
-def host_runtimes(run: Path) -> list[Runtime]:
-    """Every runtime the classifier has been exported to, fp32 PyTorch first (what the int8 ones are compared with)."""
-    export, tflite = run / "export", run / "export" / "model_int8.tflite"
-    return [TorchRuntime(load_bundle(run / "classifier.pt").model), OnnxRuntime(export / "model_fp32.onnx", "onnxruntime-fp32"),
-            OnnxRuntime(export / "model_int8.onnx", "onnxruntime-int8"), LiteRTRuntime(tflite, reference_kernels=False, name="litert-int8"), TFLMRuntime(tflite)]  # fmt: skip
 
 
 def summarise(main_budget: BudgetReport, timing: BenchReport, fits: dict[str, dict], r8: dict[str, float]) -> dict:
@@ -131,7 +118,7 @@ def main() -> None:
     board = resolve(args.target)
     fits = fits_by_board(tflite, args.target, board.family)
     main_budget = budget(tflite, board)
-    timing = bench(tflite, board, host_runtimes(args.run), args.runs)
+    timing = bench(tflite, board, bench_runtimes(tflite, args.run / "classifier.pt"), args.runs)
     png = plot_layers(timing, _common.RESULTS / f"bench_{args.target}.png")
     r8 = resnet8_estimates()
     ranges, env = int8_ranges(tflite), environment()

@@ -309,10 +309,8 @@ def bench(
     """Latency of the probe classifier: measured on this host in every runtime, estimated on the target."""
     from rich.console import Console
 
-    from edgessl.runtimes.litert import LiteRTRuntime
-    from edgessl.runtimes.tflm import TFLMRuntime
     from edgessl.targets.bench import bench as run_bench
-    from edgessl.targets.bench import plot_layers
+    from edgessl.targets.bench import bench_runtimes, plot_layers
     from edgessl.targets.catalogue import TargetError, resolve
     from edgessl.targets.report import print_bench
 
@@ -321,28 +319,12 @@ def bench(
         tflite = _int8_model(model, None)
     except (TargetError, ValueError, FileNotFoundError) as err:
         _fail(str(err))
-    runtimes = [*_host_runtimes(model, tflite), LiteRTRuntime(tflite, reference_kernels=False, name="litert-int8"), TFLMRuntime(tflite)]
-    report = run_bench(tflite, b, runtimes, runs)
+    report = run_bench(tflite, b, bench_runtimes(tflite, None if model.suffix == ".tflite" else model), runs)
     print_bench(report, Console())
     folder = out or tflite.parent
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "bench.json").write_text(json.dumps(report.to_dict(), indent=2))
     typer.echo(f"wrote {folder / 'bench.json'} and {plot_layers(report, folder / 'bench.png')}")
-
-
-def _host_runtimes(model: Path, tflite: Path) -> list:
-    """PyTorch and onnxruntime need the checkpoint and the ONNX files exported beside the .tflite."""
-    if model.suffix == ".tflite":
-        return []
-    from edgessl.deploy.pipeline import load_bundle
-    from edgessl.runtimes.onnxrt import OnnxRuntime
-    from edgessl.runtimes.torch_rt import TorchRuntime
-
-    rts: list = [TorchRuntime(load_bundle(model).model)]
-    for name in ("model_fp32.onnx", "model_int8.onnx"):
-        if (tflite.parent / name).is_file():
-            rts.append(OnnxRuntime(tflite.parent / name, "onnxruntime-" + name.split("_")[1].split(".")[0]))
-    return rts
 
 
 @app.command()

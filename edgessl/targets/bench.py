@@ -54,6 +54,26 @@ def time_runtime(rt: Runtime, image: np.ndarray, warmup: int = 5, runs: int = 50
     return HostTiming(rt.name, rt.version(), statistics.median(times), times[int(0.9 * (len(times) - 1))], runs)
 
 
+def bench_runtimes(tflite_int8: Path, checkpoint: Path | None = None) -> list[Runtime]:
+    """Every runtime the classifier can be timed in: PyTorch fp32 from the checkpoint, onnxruntime on the ONNX files
+    exported beside the .tflite (where both exist), then LiteRT's optimised kernels and TFLite Micro on the int8 file."""
+    from edgessl.runtimes.litert import LiteRTRuntime
+    from edgessl.runtimes.tflm import TFLMRuntime
+
+    runtimes: list[Runtime] = []
+    if checkpoint is not None:
+        from edgessl.deploy.pipeline import load_bundle
+        from edgessl.runtimes.onnxrt import OnnxRuntime
+        from edgessl.runtimes.torch_rt import TorchRuntime
+
+        runtimes.append(TorchRuntime(load_bundle(checkpoint).model))
+        for precision in ("fp32", "int8"):
+            onnx = tflite_int8.parent / f"model_{precision}.onnx"
+            if onnx.is_file():
+                runtimes.append(OnnxRuntime(onnx, f"onnxruntime-{precision}"))
+    return [*runtimes, LiteRTRuntime(tflite_int8, reference_kernels=False, name="litert-int8"), TFLMRuntime(tflite_int8)]
+
+
 def bench(tflite_int8: Path, board: Board, runtimes: list[Runtime], runs: int = 50) -> BenchReport:
     graph = TFLiteGraph.load(tflite_int8)
     h, w, c = graph.tensors[graph.inputs[0]].shape[1:]

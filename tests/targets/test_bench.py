@@ -1,0 +1,23 @@
+import json
+
+from typer.testing import CliRunner
+
+from edgessl.cli import app
+
+runner = CliRunner()
+
+
+def test_cli_bench_times_both_tflite_runtimes_and_estimates_the_board(int8_model, tmp_path):
+    result = runner.invoke(app, ["bench", str(int8_model), "--target", "cortex-m7", "--board", "stm32h743", "--runs", "2", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "bench.json").read_text())
+    assert [h["runtime"] for h in report["host"]] == ["litert-int8", "tflite-micro"]  # a bare .tflite: no checkpoint for PyTorch or ONNX
+    assert all(h["runs"] == 2 and h["median_ms"] > 0 for h in report["host"])
+    assert report["board"] == "stm32h743" and report["estimated_latency_ms"] == sum(layer["estimated_ms"] for layer in report["layers"])
+    assert report["estimate_how"].startswith("estimated:") and "(measured)" in result.output and "stm32h743" in result.output
+    assert (tmp_path / "bench.png").is_file()
+
+
+def test_cli_bench_lists_the_known_targets_for_an_unknown_one(int8_model):
+    result = runner.invoke(app, ["bench", str(int8_model), "--target", "cortex-m99"])
+    assert result.exit_code == 2 and "cortex-m7" in result.output
