@@ -55,8 +55,8 @@ def time_runtime(rt: Runtime, image: np.ndarray, warmup: int = 5, runs: int = 50
 
 
 def bench_runtimes(tflite_int8: Path, checkpoint: Path | None = None) -> list[Runtime]:
-    """Every runtime the classifier can be timed in: PyTorch fp32 from the checkpoint, onnxruntime on the ONNX files
-    exported beside the .tflite (where both exist), then LiteRT's optimised kernels and TFLite Micro on the int8 file."""
+    """Every runtime the classifier can be timed in. Given its checkpoint: PyTorch fp32, and onnxruntime on each ONNX
+    file the export wrote beside the .tflite; always LiteRT's optimised kernels and TFLite Micro on the int8 file."""
     from edgessl.runtimes.litert import LiteRTRuntime
     from edgessl.runtimes.tflm import TFLMRuntime
 
