@@ -1,11 +1,12 @@
 """benchmarks/deploy.py, then benchmarks/bench_target.py, on a smoke run: the commands that the deployment tables
-name still run and write the summary keys the README quotes. Slow (~3 min), so deselected by default: `pytest -m slow`."""
+name still run and write the summary keys the README quotes. Slow (2-3 min), so deselected by default: `pytest -m slow`."""
 
 from __future__ import annotations
 
 import json
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from typer.testing import CliRunner
@@ -19,7 +20,7 @@ import bench_target  # noqa: E402
 import deploy  # noqa: E402
 
 
-def run_script(module, monkeypatch: pytest.MonkeyPatch, script: str, *args: str) -> None:
+def run_script(module: ModuleType, monkeypatch: pytest.MonkeyPatch, script: str, *args: str) -> None:
     monkeypatch.setattr(sys, "argv", [f"benchmarks/{script}", *args])
     module.main()
 

@@ -1,5 +1,6 @@
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from edgessl.cli import app
@@ -13,7 +14,7 @@ def test_cli_bench_times_both_tflite_runtimes_and_estimates_the_board(int8_model
     report = json.loads((tmp_path / "bench.json").read_text())
     assert [h["runtime"] for h in report["host"]] == ["litert-int8", "tflite-micro"]  # a bare .tflite: no checkpoint for PyTorch or ONNX
     assert all(h["runs"] == 2 and h["median_ms"] > 0 for h in report["host"])
-    assert report["board"] == "stm32h743" and report["estimated_latency_ms"] == sum(layer["estimated_ms"] for layer in report["layers"])
+    assert report["board"] == "stm32h743" and report["estimated_latency_ms"] == pytest.approx(sum(layer["estimated_ms"] for layer in report["layers"]))
     assert report["estimate_how"].startswith("estimated:") and "(measured)" in result.output and "stm32h743" in result.output
     assert (tmp_path / "bench.png").is_file()
 
