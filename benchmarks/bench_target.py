@@ -50,13 +50,13 @@ def int8_ranges(tflite: Path) -> str:
     return json.loads(meta.read_text()).get("int8_ranges", "") if meta.is_file() else "int8 ranges not recorded."
 
 
-def fits_by_board(tflite: Path, target: str, family: str) -> dict[str, dict]:
+def fits_by_board(report: BudgetReport, target: str) -> dict[str, dict]:
     """Flash and SRAM of the model on every board of the family, not only the one the latency is estimated on."""
     fits = {}
-    for name in family_boards(family):
-        report = budget(tflite, resolve(target, name))
-        fits[name] = {"fits": report.fits, "flash_total": report.flash_total, "flash_limit": report.flash_limit,
-                      "sram_total": report.sram_total, "sram_limit": report.sram_limit}  # fmt: skip
+    for name in family_boards(resolve(target).family):
+        on_board = report.against(resolve(target, name))
+        fits[name] = {"fits": on_board.fits, "flash_total": on_board.flash_total, "flash_limit": on_board.flash_limit,
+                      "sram_total": on_board.sram_total, "sram_limit": on_board.sram_limit}  # fmt: skip
     return fits
 
 
@@ -116,8 +116,8 @@ def main() -> None:
     args = p.parse_args()
     tflite = args.run / "export" / "model_int8.tflite"
     board = resolve(args.target)
-    fits = fits_by_board(tflite, args.target, board.family)
-    main_budget = budget(tflite, board)
+    main_budget = budget(tflite, board)  # measures the arena once; the other boards of the family reuse it
+    fits = fits_by_board(main_budget, args.target)
     timing = bench(tflite, board, bench_runtimes(tflite, args.run / "classifier.pt"), args.runs)
     png = plot_layers(timing, _common.RESULTS / f"bench_{args.target}.png")
     r8 = resnet8_estimates()

@@ -5,7 +5,7 @@ estimated (interpreter code size, stack)."""
 from __future__ import annotations
 
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from edgessl.deploy.tflite_graph import TFLiteGraph, write_micro_flatbuffer
@@ -54,6 +54,10 @@ class BudgetReport:
     @property
     def fits(self) -> bool:
         return self.flash_total <= self.flash_limit and self.sram_total <= self.sram_limit
+
+    def against(self, board: Board) -> BudgetReport:
+        """The same model against another board's limits: nothing measured depends on the board."""
+        return replace(self, board=board.name, family=board.family, flash_limit=board.flash, sram_limit=board.sram)
 
     def arena_explanation(self) -> str:
         head = self.arena.get("head", 0)

@@ -19,6 +19,11 @@ def test_budget_measures_the_arena_and_bounds_it_by_tensor_lifetimes(int8_model)
     d = report.to_dict()
     assert {"schema_version", "flash_total", "sram_total", "fits", "layers", "arena_explanation"} <= d.keys()
     assert sum(layer["macs"] for layer in d["layers"]) > 20e6
+    f746 = resolve("cortex-m7", "stm32f746")
+    moved = report.against(f746)
+    assert (moved.board, moved.flash_limit, moved.sram_limit) == ("stm32f746", f746.flash, f746.sram)
+    assert (moved.flash_total, moved.sram_total, moved.arena) == (report.flash_total, report.sram_total, report.arena)
+    assert not moved.fits  # over the F746's SRAM, as `edgessl budget --board stm32f746` reports below
 
 
 def test_cli_exit_codes_follow_the_fit(int8_model, tmp_path):
