@@ -96,7 +96,8 @@ def pretrain(recipe: Recipe, out_dir: Path, resume: bool = False, on_step: Calla
     check_runtime(recipe)
     ctx, device = init_distributed(recipe.device)
     try:
-        return _train(recipe, out_dir, resume, on_step, ctx, device)
+        run = PretrainRun(recipe, out_dir, resume, ctx, device)
+        return run.finish(run.train(on_step))
     finally:
         cleanup(ctx)
 
@@ -205,120 +206,176 @@ def first_segment() -> dict:
     return {"from_step": 0, "recipe_changes": {}}
 
 
-def _train(recipe: Recipe, out_dir: Path, resume: bool, on_step: Callable[[int], None] | None, ctx: DistContext, device: torch.device) -> PretrainResult:
-    setup_torch(recipe)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    source, classes = batch_source(recipe, ctx, device)
-    method = DualCorruptionSSL(create_encoder(recipe.encoder, recipe.data.image_size), recipe).to(device, memory_format=torch.channels_last)
-    use_fused_backward(method)
-    # fused: one pass over all parameters (CPU, one thread, batch 64: the optimiser step 17.6 -> 4.6 ms of a ~1.1 s step)
-    opt = torch.optim.AdamW((p for p in method.parameters() if p.requires_grad), lr=recipe.optim.lr, weight_decay=recipe.optim.weight_decay, fused=True)
-    sched = DynamicCorruptionScheduler(recipe.scheduler, recipe.corruption.mask_ratio, recipe.corruption.rot_ratio)
-    batch = min(recipe.optim.batch_size, source.samples)
-    steps_per_epoch = source.samples // batch
-    total = steps_per_epoch * recipe.optim.epochs
-    horizon = round(steps_per_epoch * max(recipe.optim.epochs, recipe.optim.schedule_epochs))  # of the lr schedule
-    ema = EncoderEMA(method.encoder, recipe.optim.encoder_ema) if recipe.optim.encoder_ema > 0 else None
-    step, last_path, prior_s, segments = 0, out_dir / "last.pt", 0.0, [first_segment()]
-    if resume and last_path.is_file():
-        state = load(last_path)
-        method.load_state_dict(state["method"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        step = state["step"]
-        prior_s = state.get("run_seconds", 0.0)
-        segments = _resumed_segments(state, out_dir, recipe, step)
-        if ema is not None:
-            _resume_ema(ema, method.encoder, state, ctx)
-        if ctx.is_main:
-            print(f"resumed from {last_path} at step {step}/{total}", flush=True)
-            for key, (before, now) in segments[-1]["recipe_changes"].items():
+class PretrainRun:
+    """One training segment, from step 0 or from out_dir/last.pt: the model, optimiser and corruption scheduler,
+    the step counter and clocks, and rank 0's logs. `train()` runs the steps, `finish()` writes the outputs."""
+
+    def __init__(self, recipe: Recipe, out_dir: Path, resume: bool, ctx: DistContext, device: torch.device) -> None:
+        setup_torch(recipe)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.recipe, self.out_dir, self.ctx, self.device = recipe, out_dir, ctx, device
+        self.source, self.classes = batch_source(recipe, ctx, device)
+        self.method = DualCorruptionSSL(create_encoder(recipe.encoder, recipe.data.image_size), recipe).to(device, memory_format=torch.channels_last)
+        use_fused_backward(self.method)
+        # fused: one pass over all parameters (CPU, one thread, batch 64: the optimiser step 17.6 -> 4.6 ms of a ~1.1 s step)
+        self.opt = torch.optim.AdamW((p for p in self.method.parameters() if p.requires_grad), lr=recipe.optim.lr, weight_decay=recipe.optim.weight_decay, fused=True)
+        self.sched = DynamicCorruptionScheduler(recipe.scheduler, recipe.corruption.mask_ratio, recipe.corruption.rot_ratio)
+        self.ema = EncoderEMA(self.method.encoder, recipe.optim.encoder_ema) if recipe.optim.encoder_ema > 0 else None
+        self.batch = min(recipe.optim.batch_size, self.source.samples)
+        self.steps_per_epoch = self.source.samples // self.batch
+        self.total = self.steps_per_epoch * recipe.optim.epochs
+        self.step, self.prior_s, self.segments = 0, 0.0, [first_segment()]
+        self.last_path = out_dir / "last.pt"
+        if resume and self.last_path.is_file():
+            self._restore()
+        self.training = self._training()
+        self.monitor = ProbeMonitor(recipe, out_dir, resume, str(device)) if recipe.probe.monitor_every > 0 and ctx.is_main else None
+        self.budget_s = recipe.optim.max_minutes * 60
+        self.log, self.progress = self._open_logs(resume) if ctx.is_main else (None, None)
+        self.compute_s = self.data_s = 0.0
+        self.saved_at = self.step
+        self.t_start = time.perf_counter()
+
+    @property
+    def exported(self) -> torch.nn.Module:
+        """What encoder.pt and the mid-run probes read: the encoder average when optim.encoder_ema is on."""
+        return self.ema.module if self.ema is not None else self.method.encoder
+
+    def _restore(self) -> None:
+        state = load(self.last_path)
+        self.method.load_state_dict(state["method"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        self.step = state["step"]
+        self.prior_s = state.get("run_seconds", 0.0)
+        self.segments = _resumed_segments(state, self.out_dir, self.recipe, self.step)
+        if self.ema is not None:
+            _resume_ema(self.ema, self.method.encoder, state, self.ctx)
+        if self.ctx.is_main:
+            print(f"resumed from {self.last_path} at step {self.step}/{self.total}", flush=True)
+            for key, (before, now) in self.segments[-1]["recipe_changes"].items():
                 print(f"  recipe changed on resume: {key} {before} -> {now}", flush=True)
-    exported = ema.module if ema is not None else method.encoder  # what encoder.pt and the mid-run probes read
-    training = Training(recipe, method, wrap_for_training(method, recipe, ctx, device), opt, sched, ctx, horizon, int(recipe.optim.warmup_epochs * steps_per_epoch), ema)
 
-    def run_seconds(elapsed: float) -> float:  # this segment's `elapsed` seconds plus the earlier segments, no probes
-        return prior_s + elapsed - (monitor.seconds if monitor else 0.0)
+    def _training(self) -> Training:
+        """Wrapped for DDP / torch.compile after the restore, so that every rank starts from the checkpoint."""
+        r, steps = self.recipe, self.steps_per_epoch
+        horizon = round(steps * max(r.optim.epochs, r.optim.schedule_epochs))  # of the lr schedule
+        model = wrap_for_training(self.method, r, self.ctx, self.device)
+        return Training(r, self.method, model, self.opt, self.sched, self.ctx, horizon, int(r.optim.warmup_epochs * steps), self.ema)
 
-    def save_state() -> None:
-        if ctx.is_main:
-            state = {"method": method.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": step, "recipe": recipe.to_dict(), "segments": segments}
-            if ema is not None:
-                state["encoder_ema"] = ema.state_dict()
-            save_atomic(state | {"run_seconds": run_seconds(time.perf_counter() - t_start)}, last_path)
+    def _open_logs(self, resume: bool) -> tuple[MetricsLog, Progress]:
+        (self.out_dir / "recipe.json").write_text(json.dumps(self.recipe.to_dict(), indent=2))
+        log = MetricsLog(self.out_dir, append=resume, after_step=self.step)
+        budget_left = self.budget_s - self.prior_s if self.budget_s > 0 else math.inf
+        return log, Progress(self.total, self.step, self.batch, self.recipe.log_every, budget_left)
 
-    monitor = ProbeMonitor(recipe, out_dir, resume, str(device)) if recipe.probe.monitor_every > 0 and ctx.is_main else None
-    budget_s = recipe.optim.max_minutes * 60
-    if ctx.is_main:
-        (out_dir / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=2))
-        log = MetricsLog(out_dir, append=resume, after_step=step)
-        progress = Progress(total, step, batch, recipe.log_every, budget_s - prior_s if budget_s > 0 else math.inf)
-    t_start = time.perf_counter()
-    compute_s = data_s = 0.0
-    method.train()
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.t_start
 
-    def budget_used() -> float:  # by rank 0's clock (the one that also leaves out the mid-run probes) on every rank
-        return rank0_value(run_seconds(time.perf_counter() - t_start) / budget_s, ctx) if budget_s > 0 else 0.0
+    def run_seconds(self, elapsed: float) -> float:
+        """This segment's `elapsed` seconds plus the earlier segments', without the mid-run probes."""
+        return self.prior_s + elapsed - (self.monitor.seconds if self.monitor else 0.0)
 
-    stopped = budget_used() >= 1
-    saved_at = step
-    while step < total and not stopped:
-        epoch, start = divmod(step, steps_per_epoch)
-        batches = source.batches(epoch, skip=start)
-        for _ in range(start, steps_per_epoch):
-            used = budget_used()
-            if stopped := used >= 1:
-                break
-            t0 = time.perf_counter()
-            raw = next(batches).to(device)
-            t1 = time.perf_counter()
-            values, changed, aug_s = training.step(step, raw, used if recipe.optim.schedule_by_time else None)
-            step += 1
-            data_s += t1 - t0 + aug_s
-            compute_s += time.perf_counter() - t1 - aug_s
-            if ctx.is_main:
-                progress.advance(f"loss {values['loss']:.3f} rec {values['rec']:.3f} rot {values['rot']:.3f} acc {values['rot_acc']:.2f}")
-                if changed or step % recipe.log_every == 0 or step == total:
-                    log.write({"step": step, "epoch": epoch, "lr": opt.param_groups[0]["lr"], **values, **scheduler_row(sched), "img_per_s": progress.rate()})
-            epoch_done = step // steps_per_epoch if step % steps_per_epoch == 0 else None
-            if step % recipe.checkpoint_every_steps == 0 or (epoch_done is not None and step - saved_at >= recipe.checkpoint_every_steps // 4):
-                save_state()  # every epoch too, unless epochs are short (a GPU's few seconds): each save costs ~0.1 s
-                saved_at = step
-            if monitor is not None and epoch_done is not None and monitor.due(epoch_done):
-                top1 = monitor.run(exported, epoch_done, step)
-                method.train()
-                print(f"epoch {epoch_done}: linear probe {top1:.2f} % ({monitor.path})", flush=True)
-            if on_step is not None:
-                on_step(step)
-        batches.close()
-    save_state()
-    wall = time.perf_counter() - t_start
-    if stopped and ctx.is_main:
-        print(f"stopped by optim.max_minutes={recipe.optim.max_minutes:g} at step {step}/{total} ({step / steps_per_epoch:.2f} epochs)", flush=True)
-    checksums = parameter_checksums(method, ctx)
-    encoder_path = out_dir / "encoder.pt"
-    if ctx.is_main:
-        progress.close()
-        log.close()
-        save_atomic(encoder_payload(exported, recipe.encoder, recipe.data.image_size, recipe.to_dict(), {"classes": classes, "steps": step}), encoder_path)
-        (out_dir / "scheduler.json").write_text(json.dumps(sched.history, indent=1))
-        (out_dir / "distributed.json").write_text(json.dumps({"world_size": ctx.world_size, "steps": step, "parameter_checksums": checksums}, indent=1))
-        plot_scheduler(sched.history, out_dir / "scheduler.png")
-    barrier(ctx)
-    return PretrainResult(
-        out_dir,
-        encoder_path,
-        step,
-        wall,
-        compute_s,
-        data_s,
-        world_size=ctx.world_size,
-        monitor_seconds=monitor.seconds if monitor else 0.0,
-        run_seconds=run_seconds(wall),
-        epochs=step / steps_per_epoch,
-        stopped_by_time=stopped,
-        segments=[seg | {"from_epoch": round(seg["from_step"] / steps_per_epoch, 2)} for seg in segments],
-    )
+    def budget_used(self) -> float:
+        """Share of optim.max_minutes spent, by rank 0's clock on every rank (the ranks stop at the same step)."""
+        return rank0_value(self.run_seconds(self.elapsed()) / self.budget_s, self.ctx) if self.budget_s > 0 else 0.0
+
+    def save_state(self) -> None:
+        if not self.ctx.is_main:
+            return
+        state = {
+            "method": self.method.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "scheduler": self.sched.state_dict(),
+            "step": self.step,
+            "recipe": self.recipe.to_dict(),
+            "segments": self.segments,
+        }
+        if self.ema is not None:
+            state["encoder_ema"] = self.ema.state_dict()
+        save_atomic(state | {"run_seconds": self.run_seconds(self.elapsed())}, self.last_path)
+
+    def train(self, on_step: Callable[[int], None] | None = None) -> bool:
+        """Steps until the recipe's epochs are done or the time budget is spent; returns whether time stopped it."""
+        self.method.train()
+        stopped = self.budget_used() >= 1
+        while self.step < self.total and not stopped:
+            epoch, start = divmod(self.step, self.steps_per_epoch)
+            batches = self.source.batches(epoch, skip=start)
+            for _ in range(start, self.steps_per_epoch):
+                used = self.budget_used()
+                if stopped := used >= 1:
+                    break
+                self._step(batches, epoch, used)
+                self._checkpoint_and_probe()
+                if on_step is not None:
+                    on_step(self.step)
+            batches.close()
+        return stopped
+
+    def _step(self, batches: Iterator[torch.Tensor], epoch: int, budget_used: float) -> None:
+        t0 = time.perf_counter()
+        raw = next(batches).to(self.device)
+        t1 = time.perf_counter()
+        values, changed, aug_s = self.training.step(self.step, raw, budget_used if self.recipe.optim.schedule_by_time else None)
+        self.step += 1
+        self.data_s += t1 - t0 + aug_s
+        self.compute_s += time.perf_counter() - t1 - aug_s
+        if self.log is None or self.progress is None:  # not rank 0
+            return
+        self.progress.advance(f"loss {values['loss']:.3f} rec {values['rec']:.3f} rot {values['rot']:.3f} acc {values['rot_acc']:.2f}")
+        if changed or self.step % self.recipe.log_every == 0 or self.step == self.total:
+            row = {"step": self.step, "epoch": epoch, "lr": self.opt.param_groups[0]["lr"], **values, **scheduler_row(self.sched)}
+            self.log.write(row | {"img_per_s": self.progress.rate()})
+
+    def _checkpoint_and_probe(self) -> None:
+        step, every = self.step, self.recipe.checkpoint_every_steps
+        epoch_done = step // self.steps_per_epoch if step % self.steps_per_epoch == 0 else None
+        if step % every == 0 or (epoch_done is not None and step - self.saved_at >= every // 4):
+            self.save_state()  # every epoch too, unless epochs are short (a GPU's few seconds): each save costs ~0.1 s
+            self.saved_at = step
+        if self.monitor is not None and epoch_done is not None and self.monitor.due(epoch_done):
+            top1 = self.monitor.run(self.exported, epoch_done, step)
+            self.method.train()
+            print(f"epoch {epoch_done}: linear probe {top1:.2f} % ({self.monitor.path})", flush=True)
+
+    def finish(self, stopped: bool) -> PretrainResult:
+        """The last checkpoint, encoder.pt and the run's records (rank 0), once every rank is done."""
+        self.save_state()
+        wall = self.elapsed()
+        epochs = self.step / self.steps_per_epoch
+        if stopped and self.ctx.is_main:
+            print(f"stopped by optim.max_minutes={self.recipe.optim.max_minutes:g} at step {self.step}/{self.total} ({epochs:.2f} epochs)", flush=True)
+        checksums = parameter_checksums(self.method, self.ctx)
+        encoder_path = self.out_dir / "encoder.pt"
+        if self.log is not None and self.progress is not None:
+            self.progress.close()
+            self.log.close()
+            self._write_outputs(encoder_path, checksums)
+        barrier(self.ctx)
+        segments = [seg | {"from_epoch": round(seg["from_step"] / self.steps_per_epoch, 2)} for seg in self.segments]
+        return PretrainResult(
+            self.out_dir,
+            encoder_path,
+            self.step,
+            wall,
+            self.compute_s,
+            self.data_s,
+            world_size=self.ctx.world_size,
+            monitor_seconds=self.monitor.seconds if self.monitor else 0.0,
+            run_seconds=self.run_seconds(wall),
+            epochs=epochs,
+            stopped_by_time=stopped,
+            segments=segments,
+        )
+
+    def _write_outputs(self, encoder_path: Path, checksums: list[float]) -> None:
+        r = self.recipe
+        save_atomic(encoder_payload(self.exported, r.encoder, r.data.image_size, r.to_dict(), {"classes": self.classes, "steps": self.step}), encoder_path)
+        (self.out_dir / "scheduler.json").write_text(json.dumps(self.sched.history, indent=1))
+        record = {"world_size": self.ctx.world_size, "steps": self.step, "parameter_checksums": checksums}
+        (self.out_dir / "distributed.json").write_text(json.dumps(record, indent=1))
+        plot_scheduler(self.sched.history, self.out_dir / "scheduler.png")
 
 
 def _resumed_segments(state: dict, out_dir: Path, recipe: Recipe, step: int) -> list[dict]:
