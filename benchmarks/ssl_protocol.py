@@ -32,7 +32,7 @@ from edgessl.eval.probe import ProbeResult, linear_probe
 from edgessl.models import create_encoder
 from edgessl.recipe import Recipe, load_recipe, recipe_from_dict
 from edgessl.train.distributed import launch_context
-from edgessl.train.pretrain import pretrain
+from edgessl.train.pretrain import PretrainResult, pretrain
 
 PUBLISHED = {"cifar10": 60.01, "tinyimagenet": 11.23}
 
@@ -48,40 +48,20 @@ def run(args: argparse.Namespace, previous: dict) -> dict | None:
     if args.epochs is not None:
         overrides.append(f"optim.epochs={args.epochs}")
     recipe = load_recipe(recipe_path, overrides)
-    out = Path(args.runs) / f"ssl_protocol_{args.name or key}"
-    result = pretrain(recipe, out, resume=args.resume)
+    result = pretrain(recipe, Path(args.runs) / f"ssl_protocol_{args.name or key}", resume=args.resume)
     if not launch_context().is_main:
         return None  # under torchrun rank 0 alone probes and writes the results
-    pretrain_s = result.run_seconds  # all resumed segments, without mid-run probes (probe.monitor_every)
     curve, curve_seconds = read_probe_curve(result.out_dir / "probe_curve.csv")
     train = load_split(args.data, "train", recipe.data.image_size)
     test = load_split(args.data, recipe.data.test_split, recipe.data.image_size)
-    p = recipe.probe
-    # features extracted where the encoder trained; the head fits on the host
-    options = {"weight_decays": p.weight_decays, "augment_copies": p.augment_copies, "solver": p.solver, "device": recipe.device}
-    encoder, _ = load_encoder(result.encoder_path)
-    probe, _, _ = linear_probe(encoder, train, test, p.label_fraction, p.epochs, args.seed, **options)
+    probe = probe_encoder(load_encoder(result.encoder_path)[0], recipe, train, test, args.seed)
     print(probe.protocol(), f"-> {probe.top1:.2f} %", flush=True)
     torch.manual_seed(args.seed)
-    random_init = create_encoder(recipe.encoder, recipe.data.image_size)
-    random_probe, _, _ = linear_probe(random_init, train, test, p.label_fraction, p.epochs, args.seed, **options)
+    random_probe = probe_encoder(create_encoder(recipe.encoder, recipe.data.image_size), recipe, train, test, args.seed)
     print(f"random-init probe: {random_probe.top1:.2f} %", flush=True)
     rows = {
         "published": {"top1": PUBLISHED[key], "how": "published reference for the method (linear probe, 20 % labels)"},
-        "edgessl_ssl_probe": {
-            "top1": probe.top1,
-            "how": "measured: edgessl pretrain + linear probe",
-            "recipe": str(recipe_path),
-            "pretrain_epochs": round(result.epochs, 2) if result.stopped_by_time else recipe.optim.epochs,
-            "schedule_epochs": round(result.epochs, 2) if recipe.optim.schedule_by_time else max(recipe.optim.epochs, recipe.optim.schedule_epochs),
-            "pretrain_steps": result.steps,
-            "pretrain_wall_s": round(pretrain_s, 1),
-            "probe_monitor_s": curve_seconds,
-        }
-        | ({"stopped_by_max_minutes": recipe.optim.max_minutes} if result.stopped_by_time else {})
-        | ({"cosine_over_minutes": recipe.optim.max_minutes} if recipe.optim.schedule_by_time else {})
-        | ({"segments": result.segments} if len(result.segments) > 1 else {})
-        | held_out(probe),
+        "edgessl_ssl_probe": {"top1": probe.top1} | budget_row(recipe, recipe_path, result, curve_seconds) | held_out(probe),
         "random_init_probe": {"top1": random_probe.top1, "how": "measured: same probe on an untrained encoder"} | held_out(random_probe),
     }
     if args.supervised_epochs > 0:
@@ -93,15 +73,41 @@ def run(args: argparse.Namespace, previous: dict) -> dict | None:
         "data": args.data,
         "rows": rows,
         "probe_protocol": probe.protocol(),
-        "label_fraction": p.label_fraction,
+        "label_fraction": recipe.probe.label_fraction,
         "seed": args.seed,
         "recipe": recipe.to_dict(),
-        "pretrain_cpu_hours": round(pretrain_s / 3600, 3),
+        "pretrain_cpu_hours": round(result.run_seconds / 3600, 3),
         "environment": environment(),
         "command": command_line(),
         "scheduler_final": json.loads(result.out_dir.joinpath("scheduler.json").read_text())[-1],
         "probe_curve": curve if recipe.probe.monitor_every > 0 else [],
     } | ({"provenance": previous["provenance"]} if args.resume and "provenance" in previous else {})  # hand-written; a resume keeps it
+
+
+def probe_encoder(encoder: torch.nn.Module, recipe: Recipe, train: ImageArrays, test: ImageArrays, seed: int) -> ProbeResult:
+    """The recipe's linear probe; features are extracted where the encoder trained, the head fits on the host."""
+    p = recipe.probe
+    options = {"weight_decays": p.weight_decays, "augment_copies": p.augment_copies, "solver": p.solver, "device": recipe.device}
+    return linear_probe(encoder, train, test, p.label_fraction, p.epochs, seed, **options)[0]
+
+
+def budget_row(recipe: Recipe, recipe_path: Path, result: PretrainResult, curve_seconds: float) -> dict:
+    """How the encoder was trained: the budget that #5 wants beside every accuracy, so budgets are never mixed."""
+    o = recipe.optim
+    return (
+        {
+            "how": "measured: edgessl pretrain + linear probe",
+            "recipe": str(recipe_path),
+            "pretrain_epochs": round(result.epochs, 2) if result.stopped_by_time else o.epochs,
+            "schedule_epochs": round(result.epochs, 2) if o.schedule_by_time else max(o.epochs, o.schedule_epochs),
+            "pretrain_steps": result.steps,
+            "pretrain_wall_s": round(result.run_seconds, 1),  # all resumed segments, without mid-run probes
+            "probe_monitor_s": curve_seconds,
+        }
+        | ({"stopped_by_max_minutes": o.max_minutes} if result.stopped_by_time else {})
+        | ({"cosine_over_minutes": o.max_minutes} if o.schedule_by_time else {})
+        | ({"segments": result.segments} if len(result.segments) > 1 else {})
+    )
 
 
 def held_out(probe: ProbeResult) -> dict:
