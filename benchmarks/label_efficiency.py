@@ -15,17 +15,22 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import RESULTS, command_line, environment, host_text, read_results, write_results
+import _common
+from _common import command_line, environment, host_text, read_results, write_results
 
 from edgessl.data.cache import load_split
+from edgessl.data.readers import ImageArrays
 from edgessl.data.splits import label_fraction_indices
 from edgessl.eval.features import extract_features, load_encoder
 from edgessl.eval.finetune import DEFAULT_LR, supervised_train
 from edgessl.eval.probe import fit_probe
 from edgessl.models import create_encoder
 
+PROBE, FINETUNE, SCRATCH = "linear probe (frozen SSL encoder)", "fine-tuned SSL encoder", "supervised from scratch"
+SUMMARY_PREFIX = {PROBE: "probe_top1", FINETUNE: "finetune_top1", SCRATCH: "supervised_scratch_top1"}
 
-def probe_curve(encoder: torch.nn.Module, train, test, fractions: list[float], epochs: int, seed: int, device: str = "cpu") -> dict[str, float]:
+
+def probe_curve(encoder: torch.nn.Module, train: ImageArrays, test: ImageArrays, fractions: list[float], epochs: int, seed: int, device: str = "cpu") -> dict[str, float]:
     """Features of the whole train split once; one probe per fraction on its stratified subset."""
     f_all, f_test = extract_features(encoder, train.images, device=device), extract_features(encoder, test.images, device=device)
     classes = int(train.labels.max()) + 1
@@ -50,7 +55,7 @@ def kept_scratch(protocol: dict, output: str = "label_efficiency") -> tuple[dict
         raise SystemExit(f"--keep-scratch: benchmarks/results/{output}.json has no from-scratch rows with their protocol; run without it")
     if old["scratch_protocol"] != protocol:
         raise SystemExit(f"--keep-scratch: the stored from-scratch rows were measured under {old.get('scratch_protocol')}, not {protocol}; run without it")
-    return old["rows"]["supervised from scratch"], old.get("scratch_source") or {"date": old["environment"]["date"], "command": old["command"]}
+    return old["rows"][SCRATCH], old.get("scratch_source") or {"date": old["environment"]["date"], "command": old["command"]}
 
 
 def plot(rows: dict[str, dict[str, float]], path: Path) -> None:
@@ -85,7 +90,45 @@ def markdown(rows: dict[str, dict[str, float]], fractions: list[float], protocol
     return "\n".join([*lines, "", f"![label efficiency]({plot_file})", ""])
 
 
-def main() -> None:
+def finetune_curve(args: argparse.Namespace, train: ImageArrays, test: ImageArrays) -> dict[str, float]:
+    """Full fine-tuning of a fresh copy of the pretrained encoder at each fraction."""
+    out = {}
+    for fraction in args.finetune_fractions:
+        encoder = load_encoder(args.encoder)[0]
+        out[f"{fraction:g}"], _ = supervised_train(encoder, train, test, fraction, args.epochs, args.seed, args.optimizer, args.lr, device=args.device)
+        print(f"fine-tune {fraction:.0%}: {out[f'{fraction:g}']:.2f} %", flush=True)
+    return out
+
+
+def scratch_curve(args: argparse.Namespace, payload: dict, train: ImageArrays, test: ImageArrays, kept: dict[str, float]) -> dict[str, float]:
+    """Supervised training from the same seeded random initialisation at each fraction not in `kept`."""
+    out = {}
+    for fraction in args.supervised_fractions if args.supervised_fractions is not None else args.finetune_fractions:
+        if f"{fraction:g}" in kept:
+            continue
+        torch.manual_seed(args.seed)
+        scratch = create_encoder(payload["encoder"], payload["image_size"])
+        out[f"{fraction:g}"], _ = supervised_train(scratch, train, test, fraction, args.epochs, args.seed, args.optimizer, args.lr, device=args.device)
+        print(f"scratch {fraction:.0%}: {out[f'{fraction:g}']:.2f} %", flush=True)
+    return out
+
+
+def summary(rows: dict[str, dict[str, float]]) -> dict[str, float]:
+    return {f"{SUMMARY_PREFIX[name]}_{fraction}": round(top1, 2) for name, points in rows.items() for fraction, top1 in points.items()}
+
+
+def protocol_text(args: argparse.Namespace, lr: float, test_images: int, minutes: float, env: dict, source: dict | None) -> str:
+    text = (
+        f"Reproduce: `{command_line()}`\n\nMeasured: encoder `{args.encoder}`, seed {args.seed}, stratified label fractions, linear probe "
+        f"{args.probe_epochs} epochs on standardised pooled features; fine-tuning and scratch: {args.epochs} epochs, {args.optimizer} {lr:g} "
+        f"one-cycle, crop + flip; top-1 on {test_images} test images; {host_text(env)}, torch {env['torch']}, {minutes:.0f} min, {env['date']}."
+    )
+    if source:
+        text += f" Supervised-from-scratch rows kept from the run of {source['date']} (`{source['command']}`): same data, epochs, optimiser and seed."
+    return text
+
+
+def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--encoder", type=Path, required=True)
     p.add_argument("--data", default="../shared/data/cifar10")
@@ -100,45 +143,29 @@ def main() -> None:
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--output", default="label_efficiency", help="results file stem under benchmarks/results (ssl_protocol.py reads label_efficiency)")
     p.add_argument("--keep-scratch", action="store_true", help="reuse the stored from-scratch rows (same data, epochs, optimiser, seed): they do not depend on the encoder")
-    args = p.parse_args()
+    return p.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     t0 = time.perf_counter()
     encoder, payload = load_encoder(args.encoder)
-    size = payload["image_size"]
-    train, test = load_split(args.data, "train", size), load_split(args.data, "test", size)
-    rows = {"linear probe (frozen SSL encoder)": probe_curve(encoder, train, test, args.fractions, args.probe_epochs, args.seed, args.device)}
+    train, test = load_split(args.data, "train", payload["image_size"]), load_split(args.data, "test", payload["image_size"])
     protocol = scratch_protocol(args, payload)
     kept, source = kept_scratch(protocol, args.output) if args.keep_scratch else ({}, None)
-    rows["fine-tuned SSL encoder"], rows["supervised from scratch"] = {}, dict(kept)
-    train_args = (args.epochs, args.seed, args.optimizer, args.lr)
-    for fraction in args.finetune_fractions:
-        rows["fine-tuned SSL encoder"][f"{fraction:g}"], _ = supervised_train(load_encoder(args.encoder)[0], train, test, fraction, *train_args, device=args.device)
-        print(f"fine-tune {fraction:.0%}: {rows['fine-tuned SSL encoder'][f'{fraction:g}']:.2f} %", flush=True)
-    for fraction in args.supervised_fractions if args.supervised_fractions is not None else args.finetune_fractions:
-        if f"{fraction:g}" in kept:
-            continue
-        torch.manual_seed(args.seed)
-        scratch = create_encoder(payload["encoder"], size)
-        rows["supervised from scratch"][f"{fraction:g}"], _ = supervised_train(scratch, train, test, fraction, *train_args, device=args.device)
-        print(f"scratch {fraction:.0%}: {rows['supervised from scratch'][f'{fraction:g}']:.2f} %", flush=True)
+    rows = {
+        PROBE: probe_curve(encoder, train, test, args.fractions, args.probe_epochs, args.seed, args.device),
+        FINETUNE: finetune_curve(args, train, test),
+        SCRATCH: kept | scratch_curve(args, payload, train, test, kept),
+    }
     env = environment()
-    optimizer = f"{args.optimizer} {protocol['lr']:g}"
-    text = (
-        f"Reproduce: `{command_line()}`\n\nMeasured: encoder `{args.encoder}`, seed {args.seed}, stratified label fractions, linear probe "
-        f"{args.probe_epochs} epochs on standardised pooled features; fine-tuning and scratch: {args.epochs} epochs, {optimizer} one-cycle, "
-        f"crop + flip; top-1 on {len(test)} test images; {host_text(env)}, torch {env['torch']}, "
-        f"{(time.perf_counter() - t0) / 60:.0f} min, {env['date']}."
-    )
-    if source:
-        text += f" Supervised-from-scratch rows kept from the run of {source['date']} (`{source['command']}`): same data, epochs, optimiser and seed."
-    summary = {f"probe_top1_{k}": round(v, 2) for k, v in rows["linear probe (frozen SSL encoder)"].items()}
-    summary |= {f"finetune_top1_{k}": round(v, 2) for k, v in rows["fine-tuned SSL encoder"].items()}
-    summary |= {f"supervised_scratch_top1_{k}": round(v, 2) for k, v in rows["supervised from scratch"].items()}
-    plot(rows, RESULTS / f"{args.output}.png")
-    stored = {"summary": summary, "rows": rows, "epochs": args.epochs, "scratch_protocol": protocol, "environment": env, "command": command_line()}
+    text = protocol_text(args, protocol["lr"], len(test), (time.perf_counter() - t0) / 60, env, source)
+    stored = {"summary": summary(rows), "rows": rows, "epochs": args.epochs, "scratch_protocol": protocol, "environment": env, "command": command_line()}
     if source:
         stored["scratch_source"] = source
-    fractions = sorted(set(args.fractions) | set(args.finetune_fractions) | {float(f) for f in rows["supervised from scratch"]})
+    fractions = sorted(set(args.fractions) | set(args.finetune_fractions) | {float(f) for f in rows[SCRATCH]})
     write_results(args.output, stored, markdown(rows, fractions, text, f"{args.output}.png"))
+    plot(rows, _common.RESULTS / f"{args.output}.png")
 
 
 if __name__ == "__main__":

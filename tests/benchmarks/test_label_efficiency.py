@@ -1,12 +1,18 @@
-"""label_efficiency.py --keep-scratch reuses from-scratch rows only under the same protocol."""
+"""label_efficiency.py: --keep-scratch reuses from-scratch rows only under the same protocol; the script writes its
+table, plot and summary."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 import pytest
+import torch
+
+from edgessl.models import create_encoder
+from edgessl.train.checkpoint import encoder_payload
 
 REPO = Path(__file__).parents[2]
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -46,3 +52,22 @@ def test_nothing_stored_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(_common, "RESULTS", tmp_path)
     with pytest.raises(SystemExit, match="no from-scratch rows"):
         label_efficiency.kept_scratch(label_efficiency.scratch_protocol(curve_args(), PAYLOAD))
+
+
+def test_the_script_writes_the_curve_table_plot_and_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    encoder = tmp_path / "encoder.pt"
+    torch.save(encoder_payload(create_encoder("tinynext_t", 32), "tinynext_t", 32, {}), encoder)
+    monkeypatch.setattr(_common, "RESULTS", tmp_path / "results")  # never the committed tables
+    args = ["--encoder", str(encoder), "--data", "synthetic", "--fractions", "0.25", "1", "--probe-epochs", "3", "--epochs", "1"]
+    monkeypatch.setattr(sys, "argv", ["benchmarks/label_efficiency.py", *args, "--supervised-fractions", "0.25", "1", "--output", "le_smoke"])
+    label_efficiency.main()
+    stored = json.loads((tmp_path / "results" / "le_smoke.json").read_text())
+    keys = {"probe_top1_0.25", "probe_top1_1", "finetune_top1_0.2", "supervised_scratch_top1_0.25", "supervised_scratch_top1_1"}
+    assert set(stored["summary"]) == keys and all(0 <= v <= 100 for v in stored["summary"].values())
+    assert stored["scratch_protocol"]["epochs"] == 1 and stored["scratch_protocol"]["lr"] == 0.1
+    md = (tmp_path / "results" / "le_smoke.md").read_text()
+    assert "Reproduce: `python benchmarks/label_efficiency.py --encoder" in md
+    assert "| | 20% | 25% | 100% |" in md  # every measured fraction gets a column, in order
+    finetuned = next(line for line in md.splitlines() if line.startswith("| fine-tuned SSL encoder |"))
+    assert finetuned.endswith(" | - | - |")  # measured at 20 % only
+    assert (tmp_path / "results" / "le_smoke.png").is_file()
