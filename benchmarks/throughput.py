@@ -21,7 +21,7 @@ from _common import command_line, environment, host_text, write_results
 from edgessl.models import create_encoder
 from edgessl.recipe import load_recipe
 from edgessl.ssl.dual_corruption import DualCorruptionSSL
-from edgessl.train.pretrain import pretrain
+from edgessl.train.pretrain import PretrainResult, pretrain
 
 CL = torch.channels_last
 
@@ -70,14 +70,50 @@ def time_steps(steps: dict, repeats: int) -> dict:
     return {k: statistics.median(v) for k, v in times.items()}
 
 
-def main() -> None:
+def summary(med: dict[str, float], epoch: PretrainResult) -> dict[str, float]:
+    return {
+        "ssl_step_over_supervised_step": round(med["ssl_dual_corruption"] / med["supervised"], 3),
+        "default_two_view_step_over_supervised_step": round(med["ssl_default_two_views"] / med["supervised"], 3),
+        "epoch_wall_over_compute": round(epoch.wall_seconds / epoch.compute_seconds, 3),
+        "epoch_wall_s": round(epoch.wall_seconds, 1),
+        "epoch_compute_s": round(epoch.compute_seconds, 1),
+        "epoch_data_s": round(epoch.data_seconds, 1),
+    }
+
+
+def markdown(args: argparse.Namespace, med: dict[str, float], epoch: PretrainResult, env: dict) -> str:
+    md = [
+        "# Training throughput",
+        "",
+        f"Reproduce: `{command_line()}`",
+        "",
+        f"Measured on {host_text(env)}, torch {env['torch']}, batch {args.batch}, median of {args.repeats} interleaved repeats, {env['date']}.",
+        "",
+        "| step | ms / step | img/s | vs supervised |",
+        "|---|---|---|---|",
+    ]
+    md += [f"| {k} | {v * 1000:.0f} | {args.batch / v:.0f} | {v / med['supervised']:.2f}x |" for k, v in med.items()]
+    md += [
+        "",
+        f"One epoch of `{args.epoch_recipe}` ({epoch.steps} steps): wall {epoch.wall_seconds:.0f} s, compute {epoch.compute_seconds:.0f} s, "
+        f"data {epoch.data_seconds:.1f} s -> wall / compute = {epoch.wall_seconds / epoch.compute_seconds:.3f}.",
+        "",
+    ]
+    return "\n".join(md)
+
+
+def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="../shared/data/cifar10")
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--epoch-recipe", type=Path, default=Path("recipes/dual_corruption_paper.yaml"))
     p.add_argument("--runs", default="runs")
-    args = p.parse_args()
+    return p.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     med = time_steps(make_steps(args.epoch_recipe, args.batch), args.repeats)
     for k, v in med.items():
         print(f"{k:24s} {v * 1000:8.1f} ms/step  {args.batch / v:7.1f} img/s", flush=True)
@@ -85,19 +121,9 @@ def main() -> None:
     t0 = time.perf_counter()
     epoch = pretrain(recipe, Path(args.runs) / "throughput_epoch")
     epoch_wall = time.perf_counter() - t0
-    loop = epoch.wall_seconds
-    ratio_ssl = med["ssl_dual_corruption"] / med["supervised"]
-    summary = {
-        "ssl_step_over_supervised_step": round(ratio_ssl, 3),
-        "default_two_view_step_over_supervised_step": round(med["ssl_default_two_views"] / med["supervised"], 3),
-        "epoch_wall_over_compute": round(loop / epoch.compute_seconds, 3),
-        "epoch_wall_s": round(loop, 1),
-        "epoch_compute_s": round(epoch.compute_seconds, 1),
-        "epoch_data_s": round(epoch.data_seconds, 1),
-    }
     env = environment()
     payload = {
-        "summary": summary,
+        "summary": summary(med, epoch),
         "step_ms": {k: round(v * 1000, 1) for k, v in med.items()},
         "batch": args.batch,
         "repeats": args.repeats,
@@ -110,25 +136,7 @@ def main() -> None:
         "Epoch: the training loop's wall time (after data load) vs the time inside forward/backward/step; "
         "the rest is batched augmentation and bookkeeping.",
     }
-    md = [
-        "# Training throughput",
-        "",
-        f"Reproduce: `{command_line()}`",
-        "",
-        f"Measured on {host_text(env)}, torch {env['torch']}, batch {args.batch}, median of {args.repeats} interleaved repeats, {env['date']}.",
-        "",
-        "| step | ms / step | img/s | vs supervised |",
-        "|---|---|---|---|",
-    ]
-    for k, v in med.items():
-        md.append(f"| {k} | {v * 1000:.0f} | {args.batch / v:.0f} | {v / med['supervised']:.2f}x |")
-    md += [
-        "",
-        f"One epoch of `{args.epoch_recipe}` ({epoch.steps} steps): wall {loop:.0f} s, compute {epoch.compute_seconds:.0f} s, "
-        f"data {epoch.data_seconds:.1f} s -> wall / compute = {summary['epoch_wall_over_compute']:.3f}.",
-        "",
-    ]
-    write_results("throughput", payload, "\n".join(md))
+    write_results("throughput", payload, markdown(args, med, epoch, env))
 
 
 if __name__ == "__main__":
