@@ -23,7 +23,7 @@ from edgessl.deploy.pipeline import ClassifierBundle, labelled_subset, save_bund
 from edgessl.deploy.qat import qat_finetune
 from edgessl.deploy.ranges import DEFAULT_RANGES, RANGE_METHODS
 from edgessl.eval.features import load_encoder
-from edgessl.eval.probe import linear_probe
+from edgessl.eval.probe import ProbeResult, linear_probe
 from edgessl.models.tinynext import parse_stages
 from edgessl.recipe import recipe_from_dict
 from edgessl.runtimes.tflm import measure_arena
@@ -58,7 +58,49 @@ def summarise(rep: FidelityReport, fp32_probe: float, fake_quant: float, arena: 
     }
 
 
-def main() -> None:
+def probed_bundle(run: Path, stages: tuple[str, ...]) -> tuple[ClassifierBundle, ProbeResult]:
+    """The run's encoder with a linear probe head, fitted on the labelled subset its recipe names."""
+    encoder, payload = load_encoder(run / "encoder.pt")
+    recipe, p = payload["recipe"], recipe_from_dict(payload["recipe"]).probe  # stored recipes lack keys added since
+    data = recipe["data"]["path"]
+    train, test = load_split(data, "train", payload["image_size"]), load_split(data, "test", payload["image_size"])
+    options = {"stages": stages, "weight_decays": p.weight_decays, "augment_copies": p.augment_copies, "solver": p.solver}
+    probe, head, _ = linear_probe(encoder, train, test, p.label_fraction, p.epochs, p.seed, **options)
+    print(probe.protocol(), f"-> {probe.top1:.2f} %", flush=True)
+    model = build_classifier(encoder, head, stages=stages)
+    return ClassifierBundle(model, train.classes, data, p.label_fraction, p.seed, str(run / "encoder.pt"), recipe, "probe"), probe
+
+
+def gated_export(bundle: ClassifierBundle, args: argparse.Namespace) -> tuple[FidelityReport, dict, dict[str, str], bool]:
+    """Export behind the fidelity gate; a refused export still reports what was measured (fidelity.json is
+    written before the gate). Returns the report, the arena, the artefacts and whether the gate passed."""
+    out = args.run / "export"
+    try:
+        result = export(bundle, "c", True, out, args.max_drop, args.test_limit, args.min_agreement, args.ranges)
+    except FidelityError as err:
+        print(err, flush=True)
+        result = None
+    fid = json.loads((out / "fidelity.json").read_text())
+    rep = FidelityReport(fid["test_images"], fid["top1"], fid["agreement_with_fp32"], fid["versions"], fid["layers"])
+    if result is None:
+        return rep, measure_arena(out / "model_int8_micro.tflite"), {}, False
+    return rep, result.arena, {k: str(v) for k, v in result.artefacts.items()}, True
+
+
+def markdown(args: argparse.Namespace, probe: ProbeResult, qat_steps: int, labelled: int, rep: FidelityReport, summary: dict, env: dict) -> str:
+    s = summary
+    return "\n".join([f"# Deployment fidelity: {args.run.name}", "", f"Reproduce: `{command_line()}` ({encoder_source(args.run)})", "",
+          f"Linear probe ({probe.protocol()}), then NNCF QAT for {args.qat_epochs} epochs ({qat_steps} steps) on the same {labelled} labelled images; "
+          f"{ranges_note(args.ranges, 'qat')} {host_text(env)}, torch {env['torch']}, {env['date']}.", "",
+          rep.table(), "", f"NNCF fake-quant top-1: {s['nncf_fake_quant_top1']:.2f} %; fp32 probe before QAT: {s['fp32_probe_before_qat_top1']:.2f} %.", "",
+          f"Fidelity gate (top-1 at most {args.max_drop:g} points below fp32, argmax agreement at least {args.min_agreement:g} %): "
+          f"{'passed' if s['fidelity_gate_passed'] else 'FAILED: the C export was refused'}.", "",
+          f"TFLite Micro arena (measured, bisection-confirmed): {s['tflm_arena_bytes']:,} bytes; int8 model {s['tflite_int8_bytes']:,} bytes, "
+          f"{s['firmware_flatbuffer_bytes']:,} as the firmware embeds it (`model_int8_micro.tflite`: tensor names stripped, weight zero points stored once).", "",
+          "Lowest per-layer cosine, int8 vs fp32 TFLite:", "", rep.layer_table(), ""])  # fmt: skip
+
+
+def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", type=Path, required=True, help="run folder with encoder.pt")
     p.add_argument("--qat-epochs", type=int, default=2)
@@ -68,49 +110,27 @@ def main() -> None:
     p.add_argument("--min-agreement", type=float, default=DEFAULT_MIN_AGREEMENT, help="fidelity gate: %% of test images where int8 and fp32 agree")
     p.add_argument("--ranges", default=DEFAULT_RANGES, choices=RANGE_METHODS, help="how the int8 activation ranges (TFLite and ONNX) are chosen")
     p.add_argument("--stages", default="stage4", help="comma-separated stages whose pooled outputs the probe head reads, e.g. stage3,stage4")
-    args = p.parse_args()
-    stages = parse_stages(args.stages)
+    return p.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     t0 = time.perf_counter()
-    encoder, payload = load_encoder(args.run / "encoder.pt")
-    recipe, p = payload["recipe"], recipe_from_dict(payload["recipe"]).probe  # stored recipes lack keys added since
-    data, fraction, seed = recipe["data"]["path"], p.label_fraction, p.seed
-    train, test = load_split(data, "train", payload["image_size"]), load_split(data, "test", payload["image_size"])
-    options = {"stages": stages, "weight_decays": p.weight_decays, "augment_copies": p.augment_copies, "solver": p.solver}
-    probe, head, _ = linear_probe(encoder, train, test, fraction, p.epochs, seed, **options)
-    print(probe.protocol(), f"-> {probe.top1:.2f} %", flush=True)
-    bundle = ClassifierBundle(build_classifier(encoder, head, stages=stages), train.classes, data, fraction, seed, str(args.run / "encoder.pt"), recipe, "probe")
+    bundle, probe = probed_bundle(args.run, parse_stages(args.stages))
     images, labels = labelled_subset(bundle)
     test_eval = test_split(bundle, args.test_limit)
     fp32_probe = torch_top1(bundle.model, test_eval)
-    qat = qat_finetune(bundle.model, images, labels, epochs=args.qat_epochs, seed=seed)
+    qat = qat_finetune(bundle.model, images, labels, epochs=args.qat_epochs, seed=bundle.seed)
     fake_quant = torch_top1(qat.fake_quant, test_eval)
     bundle.model, bundle.stage = qat.model, "qat"
     save_bundle(bundle, args.run / "classifier.pt")
     print(f"fp32 probe {fp32_probe:.2f} %, NNCF fake-quant after QAT {fake_quant:.2f} %", flush=True)
-    try:
-        result = export(bundle, "c", True, args.run / "export", args.max_drop, args.test_limit, args.min_agreement, args.ranges)
-        gate_passed = True
-    except FidelityError as err:  # still record what was measured: export/fidelity.json is written before the gate
-        print(err, flush=True)
-        result, gate_passed = None, False
-    fid = json.loads((args.run / "export" / "fidelity.json").read_text())
-    rep = FidelityReport(fid["test_images"], fid["top1"], fid["agreement_with_fp32"], fid["versions"], fid["layers"])
-    arena = result.arena if result is not None else measure_arena(args.run / "export" / "model_int8_micro.tflite")
+    rep, arena, artefacts, gate_passed = gated_export(bundle, args)
     summary = summarise(rep, fp32_probe, fake_quant, arena, args.run / "export", gate_passed, args.ranges)
     env = environment()
-    payload_out = {"summary": summary, "fidelity": rep.to_dict(), "qat_steps": qat.steps, "qat_epochs": args.qat_epochs,
-                   "artefacts": {k: str(v) for k, v in result.artefacts.items()} if result else {}, "environment": env, "command": command_line(),
-                   "wall_s": round(time.perf_counter() - t0, 1)}  # fmt: skip
-    md = [f"# Deployment fidelity: {args.run.name}", "", f"Reproduce: `{command_line()}` ({encoder_source(args.run)})", "",
-          f"Linear probe ({probe.protocol()}), then NNCF QAT for {args.qat_epochs} epochs ({qat.steps} steps) on the same {len(labels)} labelled images; "
-          f"{ranges_note(args.ranges, 'qat')} {host_text(env)}, torch {env['torch']}, {env['date']}.", "",
-          rep.table(), "", f"NNCF fake-quant top-1: {fake_quant:.2f} %; fp32 probe before QAT: {fp32_probe:.2f} %.", "",
-          f"Fidelity gate (top-1 at most {args.max_drop:g} points below fp32, argmax agreement at least {args.min_agreement:g} %): "
-          f"{'passed' if gate_passed else 'FAILED: the C export was refused'}.", "",
-          f"TFLite Micro arena (measured, bisection-confirmed): {arena['minimum_arena_size']:,} bytes; int8 model {summary['tflite_int8_bytes']:,} bytes, "
-          f"{summary['firmware_flatbuffer_bytes']:,} as the firmware embeds it (`model_int8_micro.tflite`: tensor names stripped, weight zero points stored once).", "",
-          "Lowest per-layer cosine, int8 vs fp32 TFLite:", "", rep.layer_table(), ""]  # fmt: skip
-    write_results(args.name, payload_out, "\n".join(md))
+    payload = {"summary": summary, "fidelity": rep.to_dict(), "qat_steps": qat.steps, "qat_epochs": args.qat_epochs, "artefacts": artefacts,
+               "environment": env, "command": command_line(), "wall_s": round(time.perf_counter() - t0, 1)}  # fmt: skip
+    write_results(args.name, payload, markdown(args, probe, qat.steps, len(labels), rep, summary, env))
     if not gate_passed:
         sys.exit(1)
 
