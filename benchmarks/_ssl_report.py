@@ -26,49 +26,70 @@ def summary(sections: dict) -> dict:
     `<data>_cpu2h_repeats_top1` lists all of them and `<data>_cpu2h_repeats_mean_top1` is their mean."""
     s: dict = {}
     for key, (sec, budgets) in by_dataset(sections).items():
-        rows = sec["rows"]
-        best = max(budgets, key=_probe_top1)
-        s[f"{key}_linear_probe_top1"] = _probe_top1(best)
-        s[f"{key}_linear_probe_top1_default"] = _probe_top1(sec)
-        s[f"{key}_random_init_probe_top1"] = round(rows["random_init_probe"]["top1"], 2)
-        s[f"{key}_pretrain_cpu_hours_default"] = sec["pretrain_cpu_hours"]
-        s[f"{key}_published_top1"] = rows["published"]["top1"]
-        if "supervised_scratch" in rows:
-            s[f"{key}_supervised_scratch_top1"] = round(rows["supervised_scratch"]["top1"], 2)
-        repeats = [top1 for _, top1 in cpu2h_repeats(sections, key)]
-        if repeats:
-            s[f"{key}_linear_probe_top1_cpu2h"] = repeats[0]
-        if len(repeats) > 1:  # the cpu2h entry is the best of these: say how the others of its recipe did
-            s[f"{key}_cpu2h_repeats_top1"] = repeats
-            s[f"{key}_cpu2h_repeats_mean_top1"] = round(float(np.mean(repeats)), 2)
-        on_gpu = [b for b in budgets if b["environment"]["device"] != "cpu"]
-        if on_gpu:  # a GPU's budget is minutes, not CPU-hours: its best probe is reported apart
-            best_gpu = max(on_gpu, key=_probe_top1)
-            s[f"{key}_linear_probe_top1_gpu"] = _probe_top1(best_gpu)
-            s[f"{key}_gpu_budget"] = budget_text(best_gpu["rows"]["edgessl_ssl_probe"], best_gpu["environment"])
-        s[f"{key}_linear_probe_top1_best"] = _probe_top1(best)
-        s[f"{key}_best_budget"] = budget_text(best["rows"]["edgessl_ssl_probe"], best["environment"])
-        trend = schedule_trend(sec, budgets)
-        if trend:
-            s[f"{key}_probe_points_per_doubling"] = trend["points_per_doubling"]
-            s[f"{key}_predicted_epochs_for_{TREND_TARGET}"] = trend["epochs_for_target"]
-            s[f"{key}_predicted_cpu_hours_for_{TREND_TARGET}"] = trend["cpu_hours_for_target"]
-            if trend["basis"]:
-                s[f"{key}_trend_recipe"] = "the default with " + " ".join(trend["basis"])
-            if check := trend["check"]:  # the prediction measured: the summary says whether it held
-                s[f"{key}_trend_check_top1"] = check["top1"]
-                s[f"{key}_trend_check_budget"] = check["budget"]
-                s[f"{key}_trend_check_reached_{TREND_TARGET}"] = check["reached_target"]
-                if refit := check["refit"]:
-                    s[f"{key}_trend_refit_asymptote_top1"] = refit["asymptote"]
-                    s[f"{key}_trend_refit_epochs_for_{TREND_TARGET}"] = refit["epochs_for_target"]
+        s |= _dataset_entries(sections, key, sec, budgets)
+    return s | _finetune_entries(s)
+
+
+def _dataset_entries(sections: dict, key: str, sec: dict, budgets: list[dict]) -> dict:
+    rows = sec["rows"]
+    best = max(budgets, key=_probe_top1)
+    s = {
+        f"{key}_linear_probe_top1": _probe_top1(best),
+        f"{key}_linear_probe_top1_default": _probe_top1(sec),
+        f"{key}_random_init_probe_top1": round(rows["random_init_probe"]["top1"], 2),
+        f"{key}_pretrain_cpu_hours_default": sec["pretrain_cpu_hours"],
+        f"{key}_published_top1": rows["published"]["top1"],
+    }
+    if "supervised_scratch" in rows:
+        s[f"{key}_supervised_scratch_top1"] = round(rows["supervised_scratch"]["top1"], 2)
+    repeats = [top1 for _, top1 in cpu2h_repeats(sections, key)]
+    if repeats:
+        s[f"{key}_linear_probe_top1_cpu2h"] = repeats[0]
+    if len(repeats) > 1:  # the cpu2h entry is the best of these: say how the others of its recipe did
+        s[f"{key}_cpu2h_repeats_top1"] = repeats
+        s[f"{key}_cpu2h_repeats_mean_top1"] = round(float(np.mean(repeats)), 2)
+    on_gpu = [b for b in budgets if b["environment"]["device"] != "cpu"]
+    if on_gpu:  # a GPU's budget is minutes, not CPU-hours: its best probe is reported apart
+        best_gpu = max(on_gpu, key=_probe_top1)
+        s[f"{key}_linear_probe_top1_gpu"] = _probe_top1(best_gpu)
+        s[f"{key}_gpu_budget"] = budget_text(best_gpu["rows"]["edgessl_ssl_probe"], best_gpu["environment"])
+    s[f"{key}_linear_probe_top1_best"] = _probe_top1(best)
+    s[f"{key}_best_budget"] = budget_text(best["rows"]["edgessl_ssl_probe"], best["environment"])
+    return s | _trend_entries(key, schedule_trend(sec, budgets))
+
+
+def _trend_entries(key: str, trend: dict | None) -> dict:
+    """The schedule trend's prediction for TREND_TARGET and, once a run measured it, whether it held."""
+    if not trend:
+        return {}
+    s = {
+        f"{key}_probe_points_per_doubling": trend["points_per_doubling"],
+        f"{key}_predicted_epochs_for_{TREND_TARGET}": trend["epochs_for_target"],
+        f"{key}_predicted_cpu_hours_for_{TREND_TARGET}": trend["cpu_hours_for_target"],
+    }
+    if trend["basis"]:
+        s[f"{key}_trend_recipe"] = "the default with " + " ".join(trend["basis"])
+    if check := trend["check"]:
+        s[f"{key}_trend_check_top1"] = check["top1"]
+        s[f"{key}_trend_check_budget"] = check["budget"]
+        s[f"{key}_trend_check_reached_{TREND_TARGET}"] = check["reached_target"]
+        if refit := check["refit"]:
+            s[f"{key}_trend_refit_asymptote_top1"] = refit["asymptote"]
+            s[f"{key}_trend_refit_epochs_for_{TREND_TARGET}"] = refit["epochs_for_target"]
+    return s
+
+
+def _finetune_entries(s: dict) -> dict:
+    """Fine-tuning and its from-scratch twin from label_efficiency.json: same labels, epochs, augmentation, optimiser."""
     efficiency = read_results("label_efficiency")
     finetune = efficiency.get("summary", {}).get("finetune_top1_0.2")
-    if finetune is not None:  # fine-tune and its from-scratch twin: same labels, epochs, augmentation and optimiser
-        s["cifar10_finetune_top1"] = finetune
-        s["cifar10_finetune_epochs"] = efficiency.get("epochs")
-        s["cifar10_supervised_scratch_top1"] = efficiency["summary"].get("supervised_scratch_top1_0.2", s.get("cifar10_supervised_scratch_top1"))
-    return s
+    if finetune is None:
+        return {}
+    return {
+        "cifar10_finetune_top1": finetune,
+        "cifar10_finetune_epochs": efficiency.get("epochs"),
+        "cifar10_supervised_scratch_top1": efficiency["summary"].get("supervised_scratch_top1_0.2", s.get("cifar10_supervised_scratch_top1")),
+    }
 
 
 def cpu2h_repeats(sections: dict, dataset: str) -> list[tuple[str, float]]:
