@@ -7,7 +7,6 @@ labelled subset, then ONNX / TFLite int8 / C exports with the fidelity report on
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -72,19 +71,14 @@ def probed_bundle(run: Path, stages: tuple[str, ...]) -> tuple[ClassifierBundle,
 
 
 def gated_export(bundle: ClassifierBundle, args: argparse.Namespace) -> tuple[FidelityReport, dict, dict[str, str], bool]:
-    """Export behind the fidelity gate; a refused export still reports what was measured (fidelity.json is
-    written before the gate). Returns the report, the arena, the artefacts and whether the gate passed."""
-    out = args.run / "export"
+    """Export behind the fidelity gate; a refused export still reports what was measured. Returns the report, the
+    arena, the artefacts and whether the gate passed."""
     try:
-        result = export(bundle, "c", True, out, args.max_drop, args.test_limit, args.min_agreement, args.ranges)
+        result = export(bundle, "c", True, args.run / "export", args.max_drop, args.test_limit, args.min_agreement, args.ranges)
     except FidelityError as err:
         print(err, flush=True)
-        result = None
-    fid = json.loads((out / "fidelity.json").read_text())
-    rep = FidelityReport(fid["test_images"], fid["top1"], fid["agreement_with_fp32"], fid["versions"], fid["layers"])
-    if result is None:
-        return rep, measure_arena(out / "model_int8_micro.tflite"), {}, False
-    return rep, result.arena, {k: str(v) for k, v in result.artefacts.items()}, True
+        return err.report, measure_arena(args.run / "export" / "model_int8_micro.tflite"), {}, False
+    return result.report, result.arena, {k: str(v) for k, v in result.artefacts.items()}, True
 
 
 def markdown(args: argparse.Namespace, probe: ProbeResult, qat_steps: int, labelled: int, rep: FidelityReport, summary: dict, env: dict) -> str:

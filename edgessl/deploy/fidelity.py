@@ -16,7 +16,12 @@ DEFAULT_MIN_AGREEMENT = 90.0  # % of test images whose int8 argmax equals fp32's
 
 
 class FidelityError(RuntimeError):
-    """int8 accuracy fell further below fp32 than allowed; the message holds the table."""
+    """int8 accuracy fell further below fp32 than allowed; the message holds the table, `report` the numbers (a
+    refused export still reports what it measured)."""
+
+    def __init__(self, message: str, report: FidelityReport) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 @dataclass
@@ -96,4 +101,5 @@ def check_fidelity(report: FidelityReport, reference: str, max_drop: float, min_
             problems.append(f"{name}: argmax agrees with {reference} on {agreement:.2f} % of the test images (floor {min_agreement} %)")
     if problems:
         listed = "\n".join(f"- {p}" for p in problems)
-        raise FidelityError(f"int8 fidelity gate failed:\n{listed}\n\n{report.table()}\n\nWhere it is lost (lowest cosine first):\n{report.layer_table()}")
+        message = f"int8 fidelity gate failed:\n{listed}\n\n{report.table()}\n\nWhere it is lost (lowest cosine first):\n{report.layer_table()}"
+        raise FidelityError(message, report)

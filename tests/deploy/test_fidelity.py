@@ -25,6 +25,7 @@ def test_top1_that_holds_while_many_answers_flip_fails_on_agreement_and_names_th
     assert "argmax agrees with pytorch-fp32 on 85.00 %" in text and "floor 90.0 %" in text
     assert "dropped more than" not in text  # the top-1 bound held
     assert "| tflite-int8-tflm | 74.29 | 85.00 |" in text and "attn/proj" in text and "0.8940" in text
+    assert err.value.report.agreement_with_fp32["tflite-int8-tflm"] == 85.0  # the numbers travel with the refusal
 
 
 def test_a_top1_drop_over_the_bound_fails_even_when_agreement_is_high():
