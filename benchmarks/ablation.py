@@ -19,7 +19,8 @@ from _common import command_line, device_name, environment, host_text, read_resu
 
 from edgessl.data.cache import load_split
 from edgessl.eval.features import load_encoder
-from edgessl.eval.probe import linear_probe
+from edgessl.eval.probe import probe_with
+from edgessl.models.tinynext import OUTPUT_STAGES
 from edgessl.recipe import Recipe, load_recipe, recipe_from_dict
 
 NOISE_POINTS = 1.5  # seed-to-seed spread of one probe after a short pretraining (FINDINGS: treat < ~1 point as noise)
@@ -164,9 +165,8 @@ def main() -> None:
     def probe_and_write(job: Job, wall: float) -> None:
         name, overrides, out = job
         encoder, _ = load_encoder(out / "encoder.pt")
-        p = recipe.probe
-        options = {"device": args.device, "weight_decays": p.weight_decays, "augment_copies": p.augment_copies, "solver": p.solver}
-        probe, _, _ = linear_probe(encoder, train, test, p.label_fraction, p.epochs, recipe.seed, **options)
+        # the published protocol's probe (the encoder's output) with the run's seed, whatever stages the recipe names
+        probe, _, _ = probe_with(encoder, train, test, recipe.probe, args.device, seed=recipe.seed, stages=OUTPUT_STAGES)
         row = {"variant": name, "overrides": overrides, "top1": round(probe.top1, 2), "epochs": args.epochs, "pretrain_wall_s": round(wall, 1), "run": str(out)}
         rows.append(row | {"date": utc_now()})  # wall times of rows from other days are another machine state
         rows.sort(key=lambda r: list(VARIANTS).index(r["variant"]))

@@ -22,7 +22,7 @@ from edgessl.deploy.pipeline import ClassifierBundle, labelled_subset, save_bund
 from edgessl.deploy.qat import qat_finetune
 from edgessl.deploy.ranges import DEFAULT_RANGES, RANGE_METHODS
 from edgessl.eval.features import load_encoder
-from edgessl.eval.probe import ProbeResult, linear_probe
+from edgessl.eval.probe import ProbeResult, probe_with
 from edgessl.models.tinynext import parse_stages
 from edgessl.recipe import recipe_from_dict
 from edgessl.runtimes.tflm import measure_arena
@@ -63,8 +63,7 @@ def probed_bundle(run: Path, stages: tuple[str, ...]) -> tuple[ClassifierBundle,
     recipe, p = payload["recipe"], recipe_from_dict(payload["recipe"]).probe  # stored recipes lack keys added since
     data = recipe["data"]["path"]
     train, test = load_split(data, "train", payload["image_size"]), load_split(data, "test", payload["image_size"])
-    options = {"stages": stages, "weight_decays": p.weight_decays, "augment_copies": p.augment_copies, "solver": p.solver}
-    probe, head, _ = linear_probe(encoder, train, test, p.label_fraction, p.epochs, p.seed, **options)
+    probe, head, _ = probe_with(encoder, train, test, p, stages=stages)
     print(probe.protocol(), f"-> {probe.top1:.2f} %", flush=True)
     model = build_classifier(encoder, head, stages=stages)
     return ClassifierBundle(model, train.classes, data, p.label_fraction, p.seed, str(run / "encoder.pt"), recipe, "probe"), probe

@@ -18,7 +18,7 @@ from _common import command_line, environment, host_text, write_results
 
 from edgessl.data.cache import load_split
 from edgessl.eval.features import load_encoder
-from edgessl.eval.probe import linear_probe
+from edgessl.eval.probe import probe_with
 from edgessl.models.tinynext import OUTPUT_STAGES as BASELINE
 from edgessl.models.tinynext import parse_stages
 from edgessl.recipe import recipe_from_dict
@@ -54,8 +54,7 @@ def measure(encoder_path: Path, variants: list[tuple[tuple[str, ...], int]]) -> 
     test = load_split(data, config.data.test_split, payload["image_size"])
     top1 = {}
     for stages, copies in variants:
-        options = {"stages": stages, "weight_decays": probe.weight_decays, "augment_copies": copies, "solver": probe.solver}
-        result, _, _ = linear_probe(encoder, train, test, probe.label_fraction, probe.epochs, probe.seed, **options)
+        result, _, _ = probe_with(encoder, train, test, probe, stages=stages, augment_copies=copies)
         top1[variant_name(stages, copies)] = round(result.top1, 2)
         print(f"{encoder_path}: {result.protocol()} -> {result.top1:.2f} %", flush=True)
     return {"encoder": str(encoder_path), "data": data, "label_fraction": probe.label_fraction, "top1": top1}

@@ -28,8 +28,9 @@ from edgessl.data.cache import load_split
 from edgessl.data.readers import ImageArrays
 from edgessl.eval.features import load_encoder
 from edgessl.eval.finetune import supervised_train
-from edgessl.eval.probe import ProbeResult, linear_probe
+from edgessl.eval.probe import ProbeResult, probe_with
 from edgessl.models import create_encoder
+from edgessl.models.tinynext import OUTPUT_STAGES
 from edgessl.recipe import Recipe, load_recipe, recipe_from_dict
 from edgessl.train.distributed import launch_context
 from edgessl.train.pretrain import PretrainResult, pretrain
@@ -86,9 +87,8 @@ def run(args: argparse.Namespace, previous: dict) -> dict | None:
 
 def probe_encoder(encoder: torch.nn.Module, recipe: Recipe, train: ImageArrays, test: ImageArrays, seed: int) -> ProbeResult:
     """The recipe's linear probe; features are extracted where the encoder trained, the head fits on the host."""
-    p = recipe.probe
-    options = {"weight_decays": p.weight_decays, "augment_copies": p.augment_copies, "solver": p.solver, "device": recipe.device}
-    return linear_probe(encoder, train, test, p.label_fraction, p.epochs, seed, **options)[0]
+    # stages=OUTPUT_STAGES: the protocol the issue names reads the encoder's output, even where a recipe probes more
+    return probe_with(encoder, train, test, recipe.probe, recipe.device, seed=seed, stages=OUTPUT_STAGES)[0]
 
 
 def budget_row(recipe: Recipe, recipe_path: Path, result: PretrainResult, curve_seconds: float) -> dict:

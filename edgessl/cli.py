@@ -71,7 +71,7 @@ def _probe(checkpoint: Path, data: str, config: ProbeConfig, out_dir: Path, devi
     from edgessl.data.cache import load_split
     from edgessl.data.splits import save_indices
     from edgessl.eval.features import load_encoder
-    from edgessl.eval.probe import linear_probe
+    from edgessl.eval.probe import probe_with
     from edgessl.train.checkpoint import save_atomic
 
     encoder, payload = load_encoder(checkpoint)
@@ -80,12 +80,10 @@ def _probe(checkpoint: Path, data: str, config: ProbeConfig, out_dir: Path, devi
         typer.echo("data has no labels: skipping the linear probe")
         return
     test = load_split(data, "test", payload["image_size"])
-    fraction, seed = config.label_fraction, config.seed
-    options = {"stages": config.stages, "weight_decays": config.weight_decays, "augment_copies": config.augment_copies, "solver": config.solver}
-    result, head, indices = linear_probe(encoder, train, test, fraction, config.epochs, seed, device, **options)
+    result, head, indices = probe_with(encoder, train, test, config, device)
     typer.echo(result.protocol())
     typer.echo(f"linear probe top-1: {result.top1:.2f} %")
-    save_indices(out_dir / "label_indices.json", indices, fraction, seed)
+    save_indices(out_dir / "label_indices.json", indices, config.label_fraction, config.seed)
     save_atomic(
         {
             "kind": "edgessl-probe",
@@ -319,7 +317,8 @@ def bench(
         tflite = _int8_model(model, None)
     except (TargetError, ValueError, FileNotFoundError) as err:
         _fail(str(err))
-    report = run_bench(tflite, b, bench_runtimes(tflite, None if model.suffix == ".tflite" else model), runs)
+    runtimes, not_timed = bench_runtimes(tflite, None if model.suffix == ".tflite" else model)
+    report = run_bench(tflite, b, runtimes, runs, not_timed)
     print_bench(report, Console())
     folder = out or tflite.parent
     folder.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -14,6 +15,7 @@ from edgessl.data.splits import label_fraction_indices
 from edgessl.eval.features import extract_features
 from edgessl.models import TinyNeXt
 from edgessl.models.tinynext import OUTPUT_STAGES
+from edgessl.recipe import ProbeConfig
 
 DEFAULT_WEIGHT_DECAY = 5e-4
 HELD_OUT = 0.2  # share of each class's labelled images that selects the weight decay (`probe.weight_decays`)
@@ -150,6 +152,13 @@ def linear_probe(
     result = ProbeResult(top1, fraction, len(indices), len(test), epochs, seed, stages=tuple(stages), weight_decay=weight_decay, held_out_top1=held_out,
                          augment_copies=augment_copies, solver=solver)  # fmt: skip
     return result, head, indices
+
+
+def probe_with(encoder: TinyNeXt, train: ImageArrays, test: ImageArrays, config: ProbeConfig, device: str = "cpu", **overrides: Any) -> tuple[ProbeResult, ProbeHead, np.ndarray]:
+    """`linear_probe` with a recipe's probe settings. `overrides` replace `config` fields (seed, stages, augment_copies)
+    where a caller departs from the recipe on purpose, so that each departure is named at the call."""
+    c = replace(config, **overrides)
+    return linear_probe(encoder, train, test, c.label_fraction, c.epochs, c.seed, device, c.stages, c.weight_decays, c.augment_copies, c.solver)
 
 
 def augmented_copies(images: np.ndarray, copies: int, seed: int) -> list[np.ndarray]:

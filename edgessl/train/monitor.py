@@ -13,7 +13,7 @@ from torch import nn
 
 from edgessl.data.cache import load_split
 from edgessl.data.readers import DataError
-from edgessl.eval.probe import linear_probe
+from edgessl.eval.probe import probe_with
 from edgessl.recipe import Recipe
 
 FIELDS = ("epoch", "step", "top1", "seconds")
@@ -43,8 +43,7 @@ class ProbeMonitor:
     def run(self, encoder: nn.Module, epoch: int, step: int) -> float:
         """Probe `encoder` (left in eval mode: the caller switches training back on); returns top-1 %."""
         t0 = time.perf_counter()
-        p = self.recipe.probe
-        result, _, _ = linear_probe(encoder, self.train, self.test, p.label_fraction, p.epochs, p.seed, self.device, p.stages, p.weight_decays, p.augment_copies, p.solver)
+        result, _, _ = probe_with(encoder, self.train, self.test, self.recipe.probe, self.device)
         seconds = time.perf_counter() - t0
         self.seconds += seconds
         with self.path.open("a") as f:

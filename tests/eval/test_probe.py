@@ -5,8 +5,9 @@ from torch import nn
 
 from edgessl.data.splits import label_fraction_indices
 from edgessl.data.synthetic import synthetic_split
-from edgessl.eval.probe import HELD_OUT, ProbeHead, augmented_copies, linear_probe, select_weight_decay, train_linear
+from edgessl.eval.probe import HELD_OUT, ProbeHead, augmented_copies, linear_probe, probe_with, select_weight_decay, train_linear
 from edgessl.models import create_encoder
+from edgessl.recipe import ProbeConfig
 
 
 def test_probe_on_synthetic_classes_beats_chance_and_uses_the_fraction():
@@ -17,6 +18,20 @@ def test_probe_on_synthetic_classes_beats_chance_and_uses_the_fraction():
     assert result.top1 > 50  # 4 classes: chance is 25 %
     assert "label fraction 0.25" in result.protocol()
     assert head.linear.in_features == 192 and head.linear.out_features == 4
+
+
+def test_probe_with_a_config_is_the_linear_probe_on_its_fields_with_named_departures():
+    train, test = synthetic_split("train"), synthetic_split("test")
+    encoder = create_encoder("tinynext_t", 32)
+    config = ProbeConfig(label_fraction=0.25, epochs=3, seed=1, stages=("stage3", "stage4"), weight_decays=(0.1, 5e-4), solver="lbfgs")
+    torch.manual_seed(0)
+    result, _, indices = probe_with(encoder, train, test, config, seed=2, stages=("stage4",))
+    torch.manual_seed(0)
+    expected, _, expected_indices = linear_probe(encoder, train, test, 0.25, 3, 2, "cpu", ("stage4",), (0.1, 5e-4), 0, "lbfgs")
+    assert result == expected and np.array_equal(indices, expected_indices)
+    assert result.seed == 2 and result.stages == ("stage4",) and result.solver == "lbfgs"
+    with pytest.raises(TypeError, match="unexpected keyword argument 'seeds'"):
+        probe_with(encoder, train, test, config, seeds=3)
 
 
 def test_probe_head_standardises_then_applies_the_linear_layer():
