@@ -9,6 +9,9 @@ from edgessl.deploy.exporters.tflite import calibration_inputs, export_tflite_fp
 from edgessl.eval.probe import ProbeHead
 from edgessl.models import create_encoder
 
+# Smoke encoders see a few steps of training: int8 accuracy is not the point of the tests that use them, the path is.
+GATES_OFF = ["--max-drop", "100", "--min-agreement", "0"]
+
 
 def _int8(out: Path, stages: tuple[str, ...]) -> Path:
     torch.manual_seed(0)

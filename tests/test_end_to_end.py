@@ -7,6 +7,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from edgessl.cli import app
+from tests.deploy_fixtures import GATES_OFF
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -25,9 +26,7 @@ def test_pretrain_probe_qat_export_budget(tmp_path):
     assert (run / "encoder.pt").is_file() and (run / "probe.pt").is_file()
     out = _ok(["finetune", "--checkpoint", str(run), "--qat", "--epochs", "1"])
     assert "fake-quant (NNCF)" in out and (run / "classifier.pt").is_file()
-    # The smoke encoder sees 16 steps of synthetic data: int8 accuracy is not the point here, the path is.
-    gates_off = ["--max-drop", "100", "--min-agreement", "0"]
-    out = _ok(["export", "--checkpoint", str(run / "classifier.pt"), "--format", "c", *gates_off, *FIDELITY_ON_64, "--out", str(tmp_path / "fw")])
+    out = _ok(["export", "--checkpoint", str(run / "classifier.pt"), "--format", "c", *GATES_OFF, *FIDELITY_ON_64, "--out", str(tmp_path / "fw")])
     assert "tflite-int8-tflm" in out and "arena (measured)" in out
     fw = tmp_path / "fw"
     artefacts = ("model_int8.tflite", "model_int8_micro.tflite", "model_int8_micro.tensor_names.json", "model_int8.onnx", "fidelity.json", "model_int8.tflite.json")

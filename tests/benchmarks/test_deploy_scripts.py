@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from edgessl.cli import app
+from tests.deploy_fixtures import GATES_OFF
 
 REPO = Path(__file__).parents[2]
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -31,8 +32,7 @@ def test_deploy_then_bench_target_write_their_tables(tmp_path: Path, monkeypatch
     pretrain = CliRunner().invoke(app, ["pretrain", "--recipe", str(REPO / "recipes" / "smoke.yaml"), "--out", str(run), "optim.epochs=1"])
     assert pretrain.exit_code == 0, pretrain.output
     monkeypatch.setattr(_common, "RESULTS", results)  # never the committed tables
-    gates_off = ["--max-drop", "100", "--min-agreement", "0"]  # a 1-epoch smoke encoder: the path is the point, not int8 accuracy
-    run_script(deploy, monkeypatch, "deploy.py", "--run", str(run), "--qat-epochs", "1", "--test-limit", "32", *gates_off, "--name", "deploy_smoke")
+    run_script(deploy, monkeypatch, "deploy.py", "--run", str(run), "--qat-epochs", "1", "--test-limit", "32", *GATES_OFF, "--name", "deploy_smoke")
     deployed = json.loads((results / "deploy_smoke.json").read_text())["summary"]
     assert deployed["fidelity_gate_passed"] is True and deployed["test_images"] == 32
     assert 0 < deployed["firmware_flatbuffer_bytes"] < deployed["tflite_int8_bytes"] and deployed["tflm_arena_bytes"] > 0
