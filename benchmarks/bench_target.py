@@ -81,7 +81,8 @@ def markdown(args: argparse.Namespace, main_budget: BudgetReport, timing: BenchR
     fits_lines = ";\n".join(
         f"fits {name}: {f['fits']} (flash {f['flash_total']:,} / {f['flash_limit']:,}, SRAM {f['sram_total']:,} / {f['sram_limit']:,})" for name, f in fits.items()
     )
-    host = "\n".join(f"| {h.runtime} | {h.median_ms:.2f} | {h.p90_ms:.2f} | {h.version} |" for h in timing.host)
+    host = [f"| {h.runtime} | {h.median_ms:.2f} | {h.p90_ms:.2f} | {h.version} |" for h in timing.host]
+    host = "\n".join(host + [f"| {name} | not timed: {why} | | |" for name, why in timing.not_timed.items()])
     lines = "\n".join(f"| {ln.item} | {ln.bytes:,} | {ln.how} |" for ln in main_budget.flash_lines + main_budget.sram_lines)
     return f"""# Budget and latency on {args.target} ({board.name} @ {board.clock_mhz:g} MHz)
 
@@ -118,7 +119,8 @@ def main() -> None:
     board = resolve(args.target)
     main_budget = budget(tflite, board)  # measures the arena once; the other boards of the family reuse it
     fits = fits_by_board(main_budget, args.target)
-    timing = bench(tflite, board, bench_runtimes(tflite, args.run / "classifier.pt"), args.runs)
+    runtimes, not_timed = bench_runtimes(tflite, args.run / "classifier.pt")
+    timing = bench(tflite, board, runtimes, args.runs, not_timed)
     png = plot_layers(timing, _common.RESULTS / f"bench_{args.target}.png")
     r8 = resnet8_estimates()
     ranges, env = int8_ranges(tflite), environment()

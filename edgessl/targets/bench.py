@@ -16,6 +16,8 @@ from edgessl.targets.catalogue import Board
 from edgessl.targets.graph_stats import op_stats
 from edgessl.targets.latency import estimate_latency, total_ms
 
+ONNX_PRECISIONS = ("fp32", "int8")
+
 
 @dataclass
 class HostTiming:
@@ -34,12 +36,13 @@ class BenchReport:
     host: list[HostTiming]
     estimated_ms: float
     layers: list[dict] = field(default_factory=list)
+    not_timed: dict[str, str] = field(default_factory=dict)  # runtime -> why it has no row
 
     def to_dict(self) -> dict:
         return {"model": self.model, "board": self.board.name, "family": self.board.family, "clock_mhz": self.board.clock_mhz,
                 "estimated_latency_ms": self.estimated_ms, "estimate_how": "estimated: per-layer MACs / MACs-per-cycle of the op class "
                 f"+ elements x cycles/element + per-op overhead, at {self.board.clock_mhz:g} MHz ({self.board.family_source.strip()})",
-                "host": [t.__dict__ for t in self.host], "layers": self.layers}  # fmt: skip
+                "host": [t.__dict__ for t in self.host], "not_timed": self.not_timed, "layers": self.layers}  # fmt: skip
 
 
 def time_runtime(rt: Runtime, image: np.ndarray, warmup: int = 5, runs: int = 50) -> HostTiming:
@@ -54,27 +57,33 @@ def time_runtime(rt: Runtime, image: np.ndarray, warmup: int = 5, runs: int = 50
     return HostTiming(rt.name, rt.version(), statistics.median(times), times[int(0.9 * (len(times) - 1))], runs)
 
 
-def bench_runtimes(tflite_int8: Path, checkpoint: Path | None = None) -> list[Runtime]:
-    """Every runtime the classifier can be timed in. Given its checkpoint: PyTorch fp32, and onnxruntime on each ONNX
-    file the export wrote beside the .tflite; always LiteRT's optimised kernels and TFLite Micro on the int8 file."""
+def bench_runtimes(tflite_int8: Path, checkpoint: Path | None = None) -> tuple[list[Runtime], dict[str, str]]:
+    """Every runtime the classifier can be timed in, and why each other one cannot (`BenchReport.not_timed`). Given
+    its checkpoint: PyTorch fp32, and onnxruntime on each ONNX file the export wrote beside the .tflite; always
+    LiteRT's optimised kernels and TFLite Micro on the int8 file."""
     from edgessl.runtimes.litert import LiteRTRuntime
     from edgessl.runtimes.tflm import TFLMRuntime
 
     runtimes: list[Runtime] = []
+    onnx_names = {precision: f"onnxruntime-{precision}" for precision in ONNX_PRECISIONS}
+    not_timed = dict.fromkeys(["pytorch-fp32", *onnx_names.values()], "a bare .tflite was given: pass the classifier checkpoint to time it")
     if checkpoint is not None:
         from edgessl.deploy.pipeline import load_bundle
         from edgessl.runtimes.onnxrt import OnnxRuntime
         from edgessl.runtimes.torch_rt import TorchRuntime
 
         runtimes.append(TorchRuntime(load_bundle(checkpoint).model))
-        for precision in ("fp32", "int8"):
+        not_timed = {}
+        for precision, name in onnx_names.items():
             onnx = tflite_int8.parent / f"model_{precision}.onnx"
             if onnx.is_file():
-                runtimes.append(OnnxRuntime(onnx, f"onnxruntime-{precision}"))
-    return [*runtimes, LiteRTRuntime(tflite_int8, reference_kernels=False, name="litert-int8"), TFLMRuntime(tflite_int8)]
+                runtimes.append(OnnxRuntime(onnx, name))
+            else:
+                not_timed[name] = f"no {onnx.name} beside {tflite_int8.name} (`edgessl export --int8` writes both ONNX files)"
+    return [*runtimes, LiteRTRuntime(tflite_int8, reference_kernels=False, name="litert-int8"), TFLMRuntime(tflite_int8)], not_timed
 
 
-def bench(tflite_int8: Path, board: Board, runtimes: list[Runtime], runs: int = 50) -> BenchReport:
+def bench(tflite_int8: Path, board: Board, runtimes: list[Runtime], runs: int = 50, not_timed: dict[str, str] | None = None) -> BenchReport:
     graph = TFLiteGraph.load(tflite_int8)
     h, w, c = graph.tensors[graph.inputs[0]].shape[1:]
     image = np.random.default_rng(0).integers(0, 256, (1, h, w, c), dtype=np.uint8)
@@ -83,7 +92,7 @@ def bench(tflite_int8: Path, board: Board, runtimes: list[Runtime], runs: int = 
     stats = {s.index: s for s in op_stats(graph)}
     layers = [{"index": r.index, "op": r.op, "macs": r.macs, "estimated_ms": r.ms, "live_activation_bytes": stats[r.index].live_bytes,
                "weight_bytes": stats[r.index].weight_bytes} for r in est]  # fmt: skip
-    return BenchReport(str(tflite_int8), board, host, total_ms(est), layers)
+    return BenchReport(str(tflite_int8), board, host, total_ms(est), layers, dict(not_timed or {}))
 
 
 def plot_layers(report: BenchReport, path: Path) -> Path:

@@ -44,5 +44,7 @@ def print_bench(report: BenchReport, console: Console) -> None:
     for h in report.host:
         t.add_row(h.runtime, f"{h.median_ms:.2f}", f"{h.p90_ms:.2f}", str(h.runs), h.version)
     console.print(t)
+    for name, why in report.not_timed.items():
+        console.print(f"not timed: {name} ({why})")
     b = report.board
     console.print(f"target {b.name} ({b.family} @ {b.clock_mhz:g} MHz): {report.estimated_ms:.1f} ms per inference (estimated: analytic per-layer model)")

@@ -13,6 +13,8 @@ def test_cli_bench_times_both_tflite_runtimes_and_estimates_the_board(int8_model
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "bench.json").read_text())
     assert [h["runtime"] for h in report["host"]] == ["litert-int8", "tflite-micro"]  # a bare .tflite: no checkpoint for PyTorch or ONNX
+    assert sorted(report["not_timed"]) == ["onnxruntime-fp32", "onnxruntime-int8", "pytorch-fp32"]  # and the report says so
+    assert "not timed: pytorch-fp32 (a bare .tflite was given: pass the classifier checkpoint" in " ".join(result.output.split())
     assert all(h["runs"] == 2 and h["median_ms"] > 0 for h in report["host"])
     assert report["board"] == "stm32h743" and report["estimated_latency_ms"] == pytest.approx(sum(layer["estimated_ms"] for layer in report["layers"]))
     assert report["estimate_how"].startswith("estimated:") and "(measured)" in result.output and "stm32h743" in result.output
