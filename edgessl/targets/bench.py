@@ -79,7 +79,7 @@ def bench_runtimes(tflite_int8: Path, checkpoint: Path | None = None) -> tuple[l
             if onnx.is_file():
                 runtimes.append(OnnxRuntime(onnx, name))
             else:
-                not_timed[name] = f"no {onnx.name} beside {tflite_int8.name} (`edgessl export --int8` writes both ONNX files)"
+                not_timed[name] = f"no {onnx.name} beside {tflite_int8.name} (every int8 export writes both: `edgessl export --format tflite --int8`)"
     return [*runtimes, LiteRTRuntime(tflite_int8, reference_kernels=False, name="litert-int8"), TFLMRuntime(tflite_int8)], not_timed
 
 
