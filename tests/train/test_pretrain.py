@@ -127,7 +127,7 @@ def test_global_size_renders_both_global_views_at_that_size_and_local_crops_as_b
 
 
 def test_max_minutes_stops_the_run_saves_it_and_a_resume_does_not_train_past_it(tmp_path):
-    budget = ("optim.max_minutes=0.0001",)  # 6 ms: over after the first step
+    budget = ("optim.max_minutes=0.02",)  # 1.2 s: over after a few of the 16 steps (6 ms could pass before the first)
     result = pretrain(_small(*budget), tmp_path)
     assert result.stopped_by_time and 1 <= result.steps < 16
     assert result.epochs == pytest.approx(result.steps / 8)
