@@ -104,7 +104,7 @@ def pretrain(recipe: Recipe, out_dir: Path, resume: bool = False, on_step: Calla
 def _run(recipe: Recipe, out_dir: Path, resume: bool, ctx: DistContext, device: torch.device, on_step: Callable[[int], None] | None) -> PretrainResult:
     # Its own frame, so that the run and its DDP wrapper (which holds the process group) are freed on return,
     # before `cleanup` destroys the group, as before PretrainRun. While they outlived it a gloo rank hung twice
-    # at exit in tests/train/test_distributed.py (session 64; not reproduced in ~60 later runs, cause unconfirmed).
+    # at exit in tests/train/test_distributed.py (session 64; not reproduced in ~80 later runs, cause unconfirmed).
     run = PretrainRun(recipe, out_dir, resume, ctx, device)
     return run.finish(run.train(on_step))
 

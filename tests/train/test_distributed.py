@@ -40,7 +40,7 @@ def _torchrun_smoke(out: Path, *overrides: str) -> subprocess.CompletedProcess:
 
 def test_a_time_budget_stops_every_torchrun_rank_at_the_same_step(tmp_path):
     # 1.2 s: over after a few of the 16 steps (~1.2-1.6 s each on this host, ~0.5 s on a fast day). A 6-ms budget
-    # was over before the first step whenever a loaded machine held rank 0 back that long (4 of 26 runs beside others).
+    # was over before the first step whenever a loaded machine held rank 0 back that long (11 of 50 runs in two loops at once).
     done = _torchrun_smoke(tmp_path / "run", "optim.max_minutes=0.02")
     report = json.loads((tmp_path / "run" / "distributed.json").read_text())
     assert 1 <= report["steps"] < 16
