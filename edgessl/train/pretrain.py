@@ -10,14 +10,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from edgessl.data.augment import AugmentConfig, ssl_view, to_device
-from edgessl.data.cache import load_split
-from edgessl.data.readers import classes_from_meta
-from edgessl.data.stream import ShardStream
+from edgessl.data.augment import AugmentConfig, ssl_view
 from edgessl.eval.probe import SOLVERS
 from edgessl.models import create_encoder, use_fused_backward
 from edgessl.models.tinynext import check_stages
@@ -25,8 +21,9 @@ from edgessl.recipe import Recipe, RecipeError, recipe_changes
 from edgessl.ssl.dual_corruption import DualCorruptionSSL
 from edgessl.ssl.scheduler import DynamicCorruptionScheduler
 from edgessl.train.allocator import keep_freed_memory
+from edgessl.train.batches import batch_source
 from edgessl.train.checkpoint import encoder_payload, load, save_atomic
-from edgessl.train.distributed import DistContext, barrier, cleanup, init_distributed, mean_across_ranks, parameter_checksums, rank0_value, shard
+from edgessl.train.distributed import DistContext, barrier, cleanup, init_distributed, mean_across_ranks, parameter_checksums, rank0_value
 from edgessl.train.ema import EncoderEMA
 from edgessl.train.metrics import MetricsLog, plot_scheduler, scheduler_row
 from edgessl.train.monitor import ProbeMonitor
@@ -67,12 +64,6 @@ def setup_torch(recipe: Recipe) -> None:
     torch.manual_seed(recipe.seed)
     if recipe.threads > 0:
         torch.set_num_threads(recipe.threads)
-
-
-def training_subset(images: np.ndarray, limit: int, seed: int) -> np.ndarray:
-    if limit <= 0 or limit >= len(images):
-        return images
-    return images[np.sort(np.random.default_rng(seed).choice(len(images), size=limit, replace=False))]
 
 
 def step_generator(seed: int, rank: int, step: int) -> torch.Generator:
@@ -122,33 +113,6 @@ def check_runtime(recipe: Recipe) -> None:
         raise RecipeError("optim.schedule_by_time lays the cosine over the time budget: give optim.max_minutes too")
     if recipe.probe.solver not in SOLVERS:
         raise RecipeError(f"probe.solver {recipe.probe.solver!r}; known: {', '.join(SOLVERS)}")
-
-
-class MemoryBatches:
-    """Batches from the decoded uint8 cache. The order of an epoch depends only on (seed, epoch), so a
-    resumed run lands mid-epoch exactly; each rank takes its slice of every global batch."""
-
-    def __init__(self, images: torch.Tensor, batch: int, seed: int, ctx: DistContext) -> None:
-        self.images, self.batch, self.seed, self.ctx = images, batch, seed, ctx
-        self.samples = len(images)
-
-    def batches(self, epoch: int, skip: int = 0) -> Iterator[torch.Tensor]:
-        perm = torch.randperm(self.samples, generator=torch.Generator().manual_seed(self.seed * 1000 + epoch))
-        for i in range(skip, self.samples // self.batch):
-            idx = shard(perm[i * self.batch : (i + 1) * self.batch], self.ctx)
-            yield self.images[to_device(idx, self.images.device)]
-
-
-def batch_source(recipe: Recipe, ctx: DistContext, device: torch.device) -> tuple[MemoryBatches | ShardStream, list[str]]:
-    d = recipe.data
-    if d.stream:
-        stream = ShardStream(d.path, "train", d.image_size, recipe.optim.batch_size, recipe.seed, ctx.rank, ctx.world_size, d.shuffle_buffer)
-        return stream, classes_from_meta(Path(d.path))
-    data = load_split(d.path, "train", d.image_size)
-    images = torch.from_numpy(training_subset(data.images, d.train_limit, recipe.seed))
-    if device.type == "cuda":
-        images = images.to(device)  # uint8 CIFAR-10 is 150 MB: on the GPU, the loader can never starve a 1 M-parameter model
-    return MemoryBatches(images, min(recipe.optim.batch_size, len(images)), recipe.seed, ctx), data.classes
 
 
 @dataclass
