@@ -81,8 +81,8 @@ def markdown(args: argparse.Namespace, main_budget: BudgetReport, timing: BenchR
     fits_lines = ";\n".join(
         f"fits {name}: {f['fits']} (flash {f['flash_total']:,} / {f['flash_limit']:,}, SRAM {f['sram_total']:,} / {f['sram_limit']:,})" for name, f in fits.items()
     )
-    host = [f"| {h.runtime} | {h.median_ms:.2f} | {h.p90_ms:.2f} | {h.version} |" for h in timing.host]
-    host = "\n".join(host + [f"| {name} | not timed: {why} | | |" for name, why in timing.not_timed.items()])
+    timed = [f"| {h.runtime} | {h.median_ms:.2f} | {h.p90_ms:.2f} | {h.version} |" for h in timing.host]
+    host = "\n".join(timed + [f"| {name} | not timed: {why} | | |" for name, why in timing.not_timed.items()])
     lines = "\n".join(f"| {ln.item} | {ln.bytes:,} | {ln.how} |" for ln in main_budget.flash_lines + main_budget.sram_lines)
     return f"""# Budget and latency on {args.target} ({board.name} @ {board.clock_mhz:g} MHz)
 

@@ -64,23 +64,23 @@ def bench_runtimes(tflite_int8: Path, checkpoint: Path | None = None) -> tuple[l
     from edgessl.runtimes.litert import LiteRTRuntime
     from edgessl.runtimes.tflm import TFLMRuntime
 
-    runtimes: list[Runtime] = []
+    on_int8: list[Runtime] = [LiteRTRuntime(tflite_int8, reference_kernels=False, name="litert-int8"), TFLMRuntime(tflite_int8)]
     onnx_names = {precision: f"onnxruntime-{precision}" for precision in ONNX_PRECISIONS}
-    not_timed = dict.fromkeys(["pytorch-fp32", *onnx_names.values()], "a bare .tflite was given: pass the classifier checkpoint to time it")
-    if checkpoint is not None:
-        from edgessl.deploy.pipeline import load_bundle
-        from edgessl.runtimes.onnxrt import OnnxRuntime
-        from edgessl.runtimes.torch_rt import TorchRuntime
+    if checkpoint is None:
+        return on_int8, dict.fromkeys(["pytorch-fp32", *onnx_names.values()], "a bare .tflite was given: pass the classifier checkpoint to time it")
+    from edgessl.deploy.pipeline import load_bundle
+    from edgessl.runtimes.onnxrt import OnnxRuntime
+    from edgessl.runtimes.torch_rt import TorchRuntime
 
-        runtimes.append(TorchRuntime(load_bundle(checkpoint).model))
-        not_timed = {}
-        for precision, name in onnx_names.items():
-            onnx = tflite_int8.parent / f"model_{precision}.onnx"
-            if onnx.is_file():
-                runtimes.append(OnnxRuntime(onnx, name))
-            else:
-                not_timed[name] = f"no {onnx.name} beside {tflite_int8.name} (every int8 export writes both: `edgessl export --format tflite --int8`)"
-    return [*runtimes, LiteRTRuntime(tflite_int8, reference_kernels=False, name="litert-int8"), TFLMRuntime(tflite_int8)], not_timed
+    runtimes: list[Runtime] = [TorchRuntime(load_bundle(checkpoint).model)]
+    not_timed = {}
+    for precision, name in onnx_names.items():
+        onnx = tflite_int8.parent / f"model_{precision}.onnx"
+        if onnx.is_file():
+            runtimes.append(OnnxRuntime(onnx, name))
+        else:
+            not_timed[name] = f"no {onnx.name} beside {tflite_int8.name} (every int8 export writes both: `edgessl export --format tflite --int8`)"
+    return [*runtimes, *on_int8], not_timed
 
 
 def bench(tflite_int8: Path, board: Board, runtimes: list[Runtime], runs: int = 50, not_timed: dict[str, str] | None = None) -> BenchReport:
