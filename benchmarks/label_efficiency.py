@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -90,27 +91,31 @@ def markdown(rows: dict[str, dict[str, float]], fractions: list[float], protocol
     return "\n".join([*lines, "", f"![label efficiency]({plot_file})", ""])
 
 
+def supervised_curve(
+    args: argparse.Namespace, train: ImageArrays, test: ImageArrays, fractions: list[float], fresh_encoder: Callable[[], torch.nn.Module], label: str
+) -> dict[str, float]:
+    """Full supervised training of a fresh `fresh_encoder()` at each fraction: fine-tuning and from scratch alike."""
+    out = {}
+    for fraction in fractions:
+        out[f"{fraction:g}"], _ = supervised_train(fresh_encoder(), train, test, fraction, args.epochs, args.seed, args.optimizer, args.lr, device=args.device)
+        print(f"{label} {fraction:.0%}: {out[f'{fraction:g}']:.2f} %", flush=True)
+    return out
+
+
 def finetune_curve(args: argparse.Namespace, train: ImageArrays, test: ImageArrays) -> dict[str, float]:
     """Full fine-tuning of a fresh copy of the pretrained encoder at each fraction."""
-    out = {}
-    for fraction in args.finetune_fractions:
-        encoder = load_encoder(args.encoder)[0]
-        out[f"{fraction:g}"], _ = supervised_train(encoder, train, test, fraction, args.epochs, args.seed, args.optimizer, args.lr, device=args.device)
-        print(f"fine-tune {fraction:.0%}: {out[f'{fraction:g}']:.2f} %", flush=True)
-    return out
+    return supervised_curve(args, train, test, args.finetune_fractions, lambda: load_encoder(args.encoder)[0], "fine-tune")
 
 
 def scratch_curve(args: argparse.Namespace, payload: dict, train: ImageArrays, test: ImageArrays, kept: dict[str, float]) -> dict[str, float]:
     """Supervised training from the same seeded random initialisation at each fraction not in `kept`."""
-    out = {}
-    for fraction in args.supervised_fractions if args.supervised_fractions is not None else args.finetune_fractions:
-        if f"{fraction:g}" in kept:
-            continue
+
+    def seeded_random_init() -> torch.nn.Module:
         torch.manual_seed(args.seed)
-        scratch = create_encoder(payload["encoder"], payload["image_size"])
-        out[f"{fraction:g}"], _ = supervised_train(scratch, train, test, fraction, args.epochs, args.seed, args.optimizer, args.lr, device=args.device)
-        print(f"scratch {fraction:.0%}: {out[f'{fraction:g}']:.2f} %", flush=True)
-    return out
+        return create_encoder(payload["encoder"], payload["image_size"])
+
+    fractions = args.supervised_fractions if args.supervised_fractions is not None else args.finetune_fractions
+    return supervised_curve(args, train, test, [f for f in fractions if f"{f:g}" not in kept], seeded_random_init, "scratch")
 
 
 def summary(rows: dict[str, dict[str, float]]) -> dict[str, float]:
