@@ -65,7 +65,9 @@ class BudgetReport:
         return (
             f"arena = {self.arena['total']:,} B measured = head {head:,} B (activation tensors, planned by TFLM's greedy planner) "
             f"+ tail {self.arena.get('tail', 0):,} B (persistent: per-op quantisation multipliers/shifts, node structs, eval tensors). "
-            f"Head / computed peak of live activations ({self.arena_lower_bound:,} B) = {ratio:.2f}."
+            f"Head / computed peak of live activations ({self.arena_lower_bound:,} B) = {ratio:.2f}. "
+            f"The budget reserves {self.arena.get('minimum_arena_size', self.arena['total']):,} B: the smallest arena_size "
+            "that still allocates and runs, found by bisection to TFLM's 16-byte alignment."
         )
 
     def to_dict(self) -> dict:

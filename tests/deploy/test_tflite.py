@@ -2,7 +2,7 @@ import numpy as np
 
 from edgessl.deploy.tflite_graph import TFLiteGraph, misaligned_buffers, write_micro_flatbuffer
 from edgessl.runtimes.litert import LiteRTRuntime
-from edgessl.runtimes.tflm import TFLMRuntime, measure_arena
+from edgessl.runtimes.tflm import ARENA_ALIGNMENT, TFLMRuntime, measure_arena
 
 
 def test_int8_model_has_int8_nhwc_io_and_inline_weights(int8_model):
@@ -25,7 +25,8 @@ def test_litert_and_tflite_micro_run_it_and_agree(int8_model):
 def test_arena_is_measured_and_confirmed_by_bisection(int8_model):
     arena = measure_arena(int8_model)
     assert 50_000 < arena["total"] < 600_000  # weights are in flash, not in the arena
-    assert arena["minimum_arena_size"] <= arena["total"] + 16 * 1024
+    # the recorder's count is what the model needs: an arena 16 bytes (one alignment step) smaller does not allocate
+    assert arena["total"] <= arena["minimum_arena_size"] <= arena["total"] + ARENA_ALIGNMENT
 
 
 def test_a_two_stage_probe_head_converts_and_runs_in_tflite_micro(int8_two_stage_model):
