@@ -21,6 +21,29 @@ BoardOption = Annotated[Optional[str], typer.Option(help="board of that family (
 CatalogueOption = Annotated[Optional[Path], typer.Option(help="extra YAML with your own boards/families")]
 
 
+# the packages whose versions decide what a run measures or what an export contains: name them in a bug report
+TOOLCHAIN = ("torch", "nncf", "onnx", "onnxruntime", "litert-torch", "ai-edge-litert", "ai-edge-quantizer", "tflite-micro")
+
+
+def _print_version(value: bool) -> None:
+    if not value:
+        return
+    from edgessl import __version__
+    from edgessl.runtimes import package_version
+
+    typer.echo(f"edgessl {__version__}")
+    for name in TOOLCHAIN:
+        typer.echo(f"  {name} {package_version(name)}")
+    raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True, help="print the edgessl and toolchain versions")] = False,
+) -> None:
+    """edgessl: tiny vision encoders from unlabelled images to int8 firmware."""
+
+
 def _fail(message: str) -> None:
     typer.secho(f"error: {message}", fg="red", err=True)
     raise typer.Exit(2)

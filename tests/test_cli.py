@@ -17,6 +17,17 @@ def test_help_lists_the_commands():
         assert cmd in out
 
 
+def test_version_names_edgessl_and_the_toolchain_it_runs_on():
+    from edgessl import __version__
+    from edgessl.runtimes import package_version
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert lines[0] == f"edgessl {__version__}"
+    assert f"  torch {package_version('torch')}" in lines and f"  tflite-micro {package_version('tflite-micro')}" in lines
+
+
 def test_info_prints_parameters_and_macs():
     result = runner.invoke(app, ["info"])
     assert result.exit_code == 0
