@@ -13,8 +13,9 @@
 
 namespace {
 // The arena size edgessl measured in the TFLite Micro interpreter, plus a margin for optimised
-// (CMSIS-NN) kernels whose scratch buffers can differ from the reference kernels'.
-constexpr int kArenaSize = EDGESSL_MODEL_ARENA_SIZE + 8 * 1024;
+// (CMSIS-NN) kernels whose scratch buffers can differ from the reference kernels'. `edgessl budget`
+// counts both.
+constexpr int kArenaSize = EDGESSL_MODEL_ARENA_SIZE + EDGESSL_MODEL_ARENA_MARGIN;
 alignas(16) uint8_t g_arena[kArenaSize];
 
 // Replace with your camera driver: an RGB888 frame of the model's input size, row-major (NHWC).

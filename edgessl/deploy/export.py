@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from edgessl.deploy.exporters import write_metadata
-from edgessl.deploy.exporters.c_array import export_c_array
+from edgessl.deploy.exporters.c_array import export_c_array, firmware_arena_bytes
 from edgessl.deploy.exporters.onnx import export_onnx_fp32, quantize_onnx_int8
 from edgessl.deploy.exporters.tflite import CALIBRATION_IMAGES, calibration_count, calibration_inputs, export_tflite_fp32, quantize_tflite_int8
 from edgessl.deploy.fidelity import DEFAULT_MAX_DROP, DEFAULT_MIN_AGREEMENT, FidelityReport, check_fidelity, evaluate_runtimes, layer_errors
@@ -123,7 +123,7 @@ def export(bundle: ClassifierBundle, fmt: str, int8: bool, out: Path, max_drop: 
         write_metadata(path, {**meta, "tflm_arena": result.arena if key.startswith("tflite_int8") else None, **extra.get(key, {})})
     result.artefacts.update(paths)
     if fmt == "c":
-        arena = -(-result.arena["minimum_arena_size"] // 1024) * 1024
+        arena = firmware_arena_bytes(result.arena["minimum_arena_size"])
         source, header = export_c_array(paths["tflite_int8_micro"], out, bundle.classes, arena, tflm_version=package_version("tflite-micro"))
         write_metadata(source, meta)
         result.artefacts.update({"c_source": source, "c_header": header})

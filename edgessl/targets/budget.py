@@ -8,6 +8,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from edgessl.deploy.exporters.c_array import ARENA_MARGIN_BYTES, firmware_arena_bytes
 from edgessl.deploy.tflite_graph import TFLiteGraph, write_micro_flatbuffer
 from edgessl.runtimes import package_version
 from edgessl.runtimes.tflm import measure_arena
@@ -66,8 +67,8 @@ class BudgetReport:
             f"arena = {self.arena['total']:,} B measured = head {head:,} B (activation tensors, planned by TFLM's greedy planner) "
             f"+ tail {self.arena.get('tail', 0):,} B (persistent: per-op quantisation multipliers/shifts, node structs, eval tensors). "
             f"Head / computed peak of live activations ({self.arena_lower_bound:,} B) = {ratio:.2f}. "
-            f"The budget reserves {self.arena.get('minimum_arena_size', self.arena['total']):,} B: the smallest arena_size "
-            "that still allocates and runs, found by bisection to TFLM's 16-byte alignment."
+            f"The smallest arena_size that still allocates and runs, found by bisection to TFLM's 16-byte alignment: "
+            f"{self.arena.get('minimum_arena_size', self.arena['total']):,} B."
         )
 
     def to_dict(self) -> dict:
@@ -95,6 +96,8 @@ def budget(model: Path, board: Board) -> BudgetReport:
     inp = graph.tensors[graph.inputs[0]]
     sram = [
         Line("tensor arena (inputs, outputs, activations, persistent data)", arena["minimum_arena_size"], f"measured in TFLite Micro {package_version('tflite-micro')}"),
+        Line("arena rounded up to 1 KiB, as the exported header defines it", firmware_arena_bytes(arena["minimum_arena_size"]) - arena["minimum_arena_size"], "computed"),
+        Line("arena margin for optimised kernels' scratch buffers, as export/main.cc reserves it", ARENA_MARGIN_BYTES, "estimated"),
         Line("application input frame buffer (one uint8 image)", inp.nbytes, "computed"),
         Line("stack margin", STACK_MARGIN_BYTES, "estimated"),
     ]

@@ -1,12 +1,16 @@
 import json
+import re
+from pathlib import Path
 
 from typer.testing import CliRunner
 
 from edgessl.cli import app
+from edgessl.deploy.exporters.c_array import export_c_array, firmware_arena_bytes
 from edgessl.targets.budget import budget
 from edgessl.targets.catalogue import resolve
 
 runner = CliRunner()
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_budget_measures_the_arena_and_bounds_it_by_tensor_lifetimes(int8_model):
@@ -24,6 +28,15 @@ def test_budget_measures_the_arena_and_bounds_it_by_tensor_lifetimes(int8_model)
     assert (moved.board, moved.flash_limit, moved.sram_limit) == ("stm32f746", f746.flash, f746.sram)
     assert (moved.flash_total, moved.sram_total, moved.arena) == (report.flash_total, report.sram_total, report.arena)
     assert not moved.fits  # over the F746's SRAM, as `edgessl budget --board stm32f746` reports below
+
+
+def test_sram_counts_the_arena_the_exported_firmware_reserves(int8_model, tmp_path):
+    report = budget(int8_model, resolve("cortex-m7"))
+    _, header = export_c_array(int8_model, tmp_path, ["a"], firmware_arena_bytes(report.arena["minimum_arena_size"]), name="net")
+    defines = dict(re.findall(r"#define NET_(ARENA_\w+) (\d+)", header.read_text()))
+    assert "EDGESSL_MODEL_ARENA_SIZE + EDGESSL_MODEL_ARENA_MARGIN" in (ROOT / "export" / "main.cc").read_text()
+    arena_lines = [line.bytes for line in report.sram_lines if "arena" in line.item]
+    assert sum(arena_lines) == int(defines["ARENA_SIZE"]) + int(defines["ARENA_MARGIN"]) >= report.arena["minimum_arena_size"] + 8192
 
 
 def test_cli_exit_codes_follow_the_fit(int8_model, tmp_path):

@@ -8,6 +8,15 @@ from pathlib import Path
 
 from edgessl.deploy.tflite_graph import TFLiteGraph
 
+# Optimised kernels (CMSIS-NN) may request scratch buffers that the host's reference kernels do not, so the
+# firmware reserves this much above the measured arena (export/main.cc); `edgessl budget` counts it.
+ARENA_MARGIN_BYTES = 8 * 1024
+
+
+def firmware_arena_bytes(measured: int) -> int:
+    """The arena the header defines: the measured minimum rounded up to 1 KiB (the margin comes on top)."""
+    return -(-measured // 1024) * 1024
+
 
 def _identifier(name: str) -> str:
     ident = re.sub(r"\W", "_", name)
@@ -53,9 +62,10 @@ extern const unsigned int g_{ident}_len;
 #define {upper}_OUTPUT_SCALE {out.scale!r}f
 #define {upper}_OUTPUT_ZERO_POINT ({out.zero_point})
 #define {upper}_NUM_CLASSES {len(classes)}
-/* Tensor arena measured in the TFLite Micro interpreter {tflm_version} (host build), rounded up to 1 KiB.
-   Kernel scratch needs can differ with optimised kernels (CMSIS-NN): keep a margin. */
+/* Tensor arena measured in the TFLite Micro interpreter {tflm_version} (host build), rounded up to 1 KiB,
+   and the margin to reserve on top: optimised kernels (CMSIS-NN) may ask for other scratch sizes. */
 #define {upper}_ARENA_SIZE {arena_bytes}
+#define {upper}_ARENA_MARGIN {ARENA_MARGIN_BYTES}
 
 extern const char* const g_{ident}_class_names[{upper}_NUM_CLASSES];
 
