@@ -15,10 +15,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import command_line, environment, host_text, write_results
 
 from edgessl.data.cache import load_split
+from edgessl.data.readers import ImageArrays
 from edgessl.deploy.classifier import build_classifier
 from edgessl.deploy.export import export, ranges_note
 from edgessl.deploy.fidelity import DEFAULT_MAX_DROP, DEFAULT_MIN_AGREEMENT, FidelityError, FidelityReport
-from edgessl.deploy.pipeline import ClassifierBundle, labelled_subset, save_bundle, test_split, torch_top1
+from edgessl.deploy.pipeline import ClassifierBundle, finetuned_classifier, labelled_subset, save_bundle, test_split, torch_top1
 from edgessl.deploy.qat import qat_finetune
 from edgessl.deploy.ranges import DEFAULT_RANGES, RANGE_METHODS
 from edgessl.eval.features import load_encoder
@@ -69,6 +70,17 @@ def probed_bundle(run: Path, stages: tuple[str, ...]) -> tuple[ClassifierBundle,
     return ClassifierBundle(model, train.classes, data, p.label_fraction, p.seed, str(run / "encoder.pt"), recipe, "probe"), probe
 
 
+def finetune(bundle: ClassifierBundle, epochs: int, test: ImageArrays) -> float:
+    """The bundle's encoder and a fresh head trained end to end on its labelled subset (what `edgessl finetune` does);
+    the bundle then holds that classifier. Returns its fp32 top-1."""
+    train = load_split(bundle.data, "train", bundle.model.image_size)
+    encoder = load_encoder(Path(bundle.source))[0]  # unfolded: the bundle's copy has its BatchNorm folded away
+    bundle.model, bundle.stage = finetuned_classifier(encoder, train, bundle.label_fraction, bundle.seed, epochs), "finetune"
+    top1 = torch_top1(bundle.model, test)
+    print(f"fine-tuned {epochs} epochs (SGD one-cycle, crop + flip): fp32 {top1:.2f} %", flush=True)
+    return top1
+
+
 def gated_export(bundle: ClassifierBundle, args: argparse.Namespace) -> tuple[FidelityReport, dict, dict[str, str], bool]:
     """Export behind the fidelity gate; a refused export still reports what was measured. Returns the report, the
     arena, the artefacts and whether the gate passed."""
@@ -83,7 +95,7 @@ def gated_export(bundle: ClassifierBundle, args: argparse.Namespace) -> tuple[Fi
 def markdown(args: argparse.Namespace, probe: ProbeResult, qat_steps: int, labelled: int, rep: FidelityReport, summary: dict, env: dict) -> str:
     s = summary
     return "\n".join([f"# Deployment fidelity: {args.run.name}", "", f"Reproduce: `{command_line()}` ({encoder_source(args.run)})", "",
-          f"Linear probe ({probe.protocol()}), then NNCF QAT for {args.qat_epochs} epochs ({qat_steps} steps) on the same {labelled} labelled images; "
+          f"Linear probe ({probe.protocol()}), {finetune_text(args, s)}then NNCF QAT for {args.qat_epochs} epochs ({qat_steps} steps) on the same {labelled} labelled images; "
           f"{ranges_note(args.ranges, 'qat')} {host_text(env)}, torch {env['torch']}, {env['date']}.", "",
           rep.table(), "", f"NNCF fake-quant top-1: {s['nncf_fake_quant_top1']:.2f} %; fp32 probe before QAT: {s['fp32_probe_before_qat_top1']:.2f} %.", "",
           f"Fidelity gate (top-1 at most {args.max_drop:g} points below fp32, argmax agreement at least {args.min_agreement:g} %): "
@@ -93,10 +105,18 @@ def markdown(args: argparse.Namespace, probe: ProbeResult, qat_steps: int, label
           "Lowest per-layer cosine, int8 vs fp32 TFLite:", "", rep.layer_table(), ""])  # fmt: skip
 
 
+def finetune_text(args: argparse.Namespace, summary: dict) -> str:
+    if not args.finetune_epochs:
+        return ""
+    return (f"then the encoder and a fresh linear head fine-tuned end to end for {args.finetune_epochs} epochs on those labels (SGD 0.1 one-cycle, "
+            f"crop + flip; fp32 top-1 {summary['fp32_finetuned_before_qat_top1']:.2f} %, `edgessl finetune`), ")  # fmt: skip
+
+
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", type=Path, required=True, help="run folder with encoder.pt")
     p.add_argument("--qat-epochs", type=int, default=2)
+    p.add_argument("--finetune-epochs", type=int, default=0, help="fine-tune encoder + a fresh head end to end before QAT (edgessl finetune); 0: deploy the probe")
     p.add_argument("--test-limit", type=int, default=None, help="default: the whole test split")
     p.add_argument("--name", default="deploy_cifar10")
     p.add_argument("--max-drop", type=float, default=DEFAULT_MAX_DROP, help="fidelity gate: int8 top-1 points below fp32")
@@ -113,6 +133,7 @@ def main() -> None:
     images, labels = labelled_subset(bundle)
     test_eval = test_split(bundle, args.test_limit)
     fp32_probe = torch_top1(bundle.model, test_eval)
+    fp32_finetuned = finetune(bundle, args.finetune_epochs, test_eval) if args.finetune_epochs else None
     qat = qat_finetune(bundle.model, images, labels, epochs=args.qat_epochs, seed=bundle.seed)
     fake_quant = torch_top1(qat.fake_quant, test_eval)
     bundle.model, bundle.stage = qat.model, "qat"
@@ -120,6 +141,8 @@ def main() -> None:
     print(f"fp32 probe {fp32_probe:.2f} %, NNCF fake-quant after QAT {fake_quant:.2f} %", flush=True)
     rep, arena, artefacts, gate_passed = gated_export(bundle, args)
     summary = summarise(rep, fp32_probe, fake_quant, arena, args.run / "export", gate_passed, args.ranges)
+    if fp32_finetuned is not None:
+        summary["fp32_finetuned_before_qat_top1"] = round(fp32_finetuned, 2)
     env = environment()
     payload = {"summary": summary, "fidelity": rep.to_dict(), "qat_steps": qat.steps, "qat_epochs": args.qat_epochs, "artefacts": artefacts,
                "environment": env, "command": command_line(), "wall_s": round(time.perf_counter() - t0, 1)}  # fmt: skip

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from edgessl.deploy.fidelity import DEFAULT_MAX_DROP, DEFAULT_MIN_AGREEMENT
 from edgessl.deploy.ranges import DEFAULT_RANGES
 from edgessl.recipe import ProbeConfig
+
+if TYPE_CHECKING:
+    from edgessl.data.readers import ImageArrays
+    from edgessl.deploy.pipeline import ClassifierBundle
 
 app = typer.Typer(help="edgessl: tiny vision encoders from unlabelled images to int8 firmware.", no_args_is_help=True, add_completion=False)
 
@@ -203,39 +207,50 @@ def models_cmd() -> None:
 
 @app.command()
 def finetune(
-    checkpoint: Annotated[Path, typer.Option(help="run folder or probe.pt (encoder + linear probe)")],
-    qat: Annotated[bool, typer.Option("--qat", help="quantization-aware finetuning with NNCF (int8 weights and activations)")] = False,
-    freeze_encoder: Annotated[bool, typer.Option(help="train the classifier head only")] = False,
-    epochs: Annotated[int, typer.Option()] = 2,
-    lr: Annotated[float, typer.Option()] = 1e-5,
-    out: Annotated[Optional[Path], typer.Option(help="where to write classifier.pt (default: beside the checkpoint)")] = None,
+    checkpoint: Annotated[Path, typer.Option(help="run folder, probe.pt, or (for --qat) finetuned.pt")],
+    qat: Annotated[bool, typer.Option("--qat", help="quantization-aware finetuning with NNCF (int8 weights and activations) of the fp32 classifier")] = False,
+    freeze_encoder: Annotated[bool, typer.Option(help="with --qat: train the classifier head only")] = False,
+    epochs: Annotated[Optional[int], typer.Option(help="default: 20, or 2 with --qat")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="peak learning rate; default: 0.1 (SGD one-cycle), or 1e-5 with --qat")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="where to write the classifier (default: finetuned.pt, or classifier.pt with --qat, beside the checkpoint)")] = None,
     test_limit: Annotated[Optional[int], typer.Option(help="evaluate on the first N test images only")] = None,
 ) -> None:
-    """Finetune encoder + probe classifier on the labelled subset only (the probe's fraction and seed)."""
-    from edgessl.deploy.pipeline import load_bundle, save_bundle
-    from edgessl.deploy.qat import qat_finetune
+    """Finetune encoder + classifier on the probe's labelled subset only (its fraction and seed): end to end in fp32,
+    or with --qat through int8 fake-quantizers."""
+    from edgessl.deploy.pipeline import FP32_SOURCES, finetune_probe, load_bundle, save_bundle, test_split, torch_top1
 
-    if not qat:
-        _fail("only --qat finetuning is implemented; pass --qat")
+    if freeze_encoder and not qat:
+        _fail("--freeze-encoder applies to --qat (an fp32 run with a frozen encoder is the linear probe)")
     try:
-        bundle = load_bundle(checkpoint)
+        bundle = load_bundle(checkpoint, FP32_SOURCES) if qat else finetune_probe(checkpoint, 20 if epochs is None else epochs, lr)
     except (ValueError, FileNotFoundError) as err:
         _fail(str(err))
-    from edgessl.deploy.pipeline import labelled_subset, test_split, torch_top1
+    test = test_split(bundle, test_limit)
+    if qat:
+        _qat(bundle, test, 2 if epochs is None else epochs, 1e-5 if lr is None else lr, freeze_encoder)
+    else:
+        typer.echo(f"fine-tuned encoder + linear head on the probe's labelled subset ({bundle.label_fraction:g} of the labels, seed {bundle.seed})")
+        typer.echo(f"  top-1 on {len(test)} test images, BatchNorm folded: {torch_top1(bundle.model, test):.2f} %")
+    target = out or _resolve_dir(checkpoint) / ("classifier.pt" if qat else "finetuned.pt")
+    save_bundle(bundle, target)
+    if qat:
+        typer.echo(f"  real int8: run `edgessl export --checkpoint {target} --format tflite --int8`")
+    typer.echo(f"wrote {target}")
+
+
+def _qat(bundle: ClassifierBundle, test: ImageArrays, epochs: int, lr: float, freeze_encoder: bool) -> None:
+    """QAT of the bundle's classifier in place: its model becomes the float model with the QAT-trained weights."""
+    from edgessl.deploy.pipeline import labelled_subset, torch_top1
+    from edgessl.deploy.qat import qat_finetune
 
     images, labels = labelled_subset(bundle)
-    test = test_split(bundle, test_limit)
     fp32 = torch_top1(bundle.model, test)
     result = qat_finetune(bundle.model, images, labels, epochs=epochs, lr=lr, freeze_encoder=freeze_encoder, seed=bundle.seed)
     fake_quant = torch_top1(result.fake_quant, test)
     after = torch_top1(result.model, test)
     bundle.model, bundle.stage = result.model, "qat"
-    target = out or _resolve_dir(checkpoint) / "classifier.pt"
-    save_bundle(bundle, target)
     typer.echo(f"QAT: {result.steps} steps on {len(labels)} labelled images; top-1 on {len(test)} test images:")
     typer.echo(f"  fp32 before QAT {fp32:.2f} %  |  fake-quant (NNCF) {fake_quant:.2f} %  |  fp32 after QAT {after:.2f} %")
-    typer.echo(f"  real int8: run `edgessl export --checkpoint {target} --format tflite --int8`")
-    typer.echo(f"wrote {target}")
 
 
 def _resolve_dir(path: Path) -> Path:

@@ -81,3 +81,12 @@ def test_smoke_recipe_end_to_end_with_probe(tmp_path):
 def test_export_names_the_known_range_methods_before_loading_anything(tmp_path):
     result = runner.invoke(app, ["export", "--checkpoint", str(tmp_path / "missing"), "--int8", "--ranges", "entropy"])
     assert result.exit_code == 2 and "unknown activation ranges 'entropy'; known: minmax, mse" in result.output
+
+
+def test_finetune_refuses_a_frozen_encoder_without_qat_and_names_the_missing_probe(tmp_path):
+    frozen = runner.invoke(app, ["finetune", "--checkpoint", str(tmp_path), "--freeze-encoder"])
+    assert frozen.exit_code == 2 and "--freeze-encoder applies to --qat" in frozen.output
+    empty = runner.invoke(app, ["finetune", "--checkpoint", str(tmp_path)])
+    assert empty.exit_code == 2 and "has no probe.pt (edgessl probe / pretrain)" in empty.output
+    for_qat = runner.invoke(app, ["finetune", "--checkpoint", str(tmp_path), "--qat"])
+    assert for_qat.exit_code == 2 and "has no finetuned.pt (edgessl finetune) or probe.pt" in for_qat.output

@@ -1,9 +1,10 @@
-"""The whole product path on synthetic data, through the CLI: pretrain -> probe -> QAT -> export -> budget."""
+"""The whole product path on synthetic data, through the CLI: pretrain -> probe -> fine-tune -> QAT -> export -> budget."""
 
 import json
 import re
 from pathlib import Path
 
+import torch
 from typer.testing import CliRunner
 
 from edgessl.cli import app
@@ -20,12 +21,15 @@ def _ok(args: list[str]) -> str:
     return result.output
 
 
-def test_pretrain_probe_qat_export_budget(tmp_path):
+def test_pretrain_probe_finetune_qat_export_budget(tmp_path):
     run = tmp_path / "run"
     _ok(["pretrain", "--recipe", str(ROOT / "recipes" / "smoke.yaml"), "--out", str(run)])
     assert (run / "encoder.pt").is_file() and (run / "probe.pt").is_file()
+    out = _ok(["finetune", "--checkpoint", str(run), "--epochs", "1"])
+    assert "BatchNorm folded" in out and (run / "finetuned.pt").is_file()
     out = _ok(["finetune", "--checkpoint", str(run), "--qat", "--epochs", "1"])
     assert "fake-quant (NNCF)" in out and (run / "classifier.pt").is_file()
+    assert torch.load(run / "classifier.pt", weights_only=False)["source"] == str(run / "finetuned.pt")  # QAT took the fine-tuned model, not the probe
     out = _ok(["export", "--checkpoint", str(run / "classifier.pt"), "--format", "c", *GATES_OFF, *FIDELITY_ON_64, "--out", str(tmp_path / "fw")])
     assert "tflite-int8-tflm" in out and "arena (measured)" in out
     fw = tmp_path / "fw"

@@ -54,7 +54,24 @@ def supervised_train(
     batch_size: int = 128,
     device: str = "cpu",
 ) -> tuple[float, Classifier]:
-    """One-cycle schedule, crop + flip; returns test top-1 (%) and the trained classifier."""
+    """`train_classifier`, then its test top-1 (%)."""
+    model = train_classifier(encoder, train, fraction, epochs, seed, optimizer, lr, batch_size, device)
+    return evaluate(model, test, device), model.cpu()
+
+
+def train_classifier(
+    encoder: nn.Module,
+    train: ImageArrays,
+    fraction: float,
+    epochs: int,
+    seed: int = 0,
+    optimizer: str = "sgd",
+    lr: float | None = None,
+    batch_size: int = 128,
+    device: str = "cpu",
+) -> Classifier:
+    """Encoder + a fresh linear head on its output, trained end to end on the `fraction` subset of the labels
+    (stratified, `seed`): one-cycle schedule, crop + flip, BatchNorm in training mode."""
     keep_freed_memory()
     torch.manual_seed(seed)
     indices = label_fraction_indices(train.labels, fraction, seed)
@@ -75,7 +92,7 @@ def supervised_train(
             opt.step()
             sched.step()
     use_fused_backward(model, False)  # the classifier may go on to QAT, which traces ordinary ops
-    return evaluate(model, test, device), model.cpu()
+    return model
 
 
 @torch.no_grad()

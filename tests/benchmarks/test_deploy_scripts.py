@@ -32,9 +32,10 @@ def test_deploy_then_bench_target_write_their_tables(tmp_path: Path, monkeypatch
     pretrain = CliRunner().invoke(app, ["pretrain", "--recipe", str(REPO / "recipes" / "smoke.yaml"), "--out", str(run), "optim.epochs=1"])
     assert pretrain.exit_code == 0, pretrain.output
     monkeypatch.setattr(_common, "RESULTS", results)  # never the committed tables
-    run_script(deploy, monkeypatch, "deploy.py", "--run", str(run), "--qat-epochs", "1", "--test-limit", "32", *GATES_OFF, "--name", "deploy_smoke")
+    run_script(deploy, monkeypatch, "deploy.py", "--run", str(run), "--finetune-epochs", "1", "--qat-epochs", "1", "--test-limit", "32", *GATES_OFF, "--name", "deploy_smoke")
     deployed = json.loads((results / "deploy_smoke.json").read_text())["summary"]
     assert deployed["fidelity_gate_passed"] is True and deployed["test_images"] == 32
+    assert 0 <= deployed["fp32_finetuned_before_qat_top1"] <= 100 and "fine-tuned end to end for 1 epochs" in (results / "deploy_smoke.md").read_text()
     assert 0 < deployed["firmware_flatbuffer_bytes"] < deployed["tflite_int8_bytes"] and deployed["tflm_arena_bytes"] > 0
     assert (run / "export" / "edgessl_model.c").is_file() and (run / "classifier.pt").is_file()
 
