@@ -16,6 +16,7 @@ from edgessl.data.splits import label_fraction_indices
 from edgessl.eval.features import extract_features
 from edgessl.models import use_fused_backward
 from edgessl.train.allocator import keep_freed_memory
+from edgessl.train.progress import Progress
 
 # Scratch training at 20 % labels, 20 epochs: SGD 71.75 % against AdamW (2e-3, wd 0.05) 68.68 %.
 DEFAULT_LR = {"sgd": 0.1, "adamw": 2e-3}
@@ -79,9 +80,10 @@ def train_classifier(
     classes = int(train.labels.max()) + 1
     model = Classifier(encoder, nn.Linear(encoder.feature_dim, classes)).to(device)
     opt = make_optimizer(optimizer, model.parameters(), lr)
-    steps = epochs * math.ceil(len(indices) / batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, opt.defaults["lr"], total_steps=steps, pct_start=0.1)
+    per_epoch = math.ceil(len(indices) / batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, opt.defaults["lr"], total_steps=epochs * per_epoch, pct_start=0.1)
     gen = torch.Generator().manual_seed(seed)
+    progress = Progress(epochs * per_epoch, 0, batch_size, every=per_epoch, label="fine-tune")  # a line an epoch in logs
     model.train()
     use_fused_backward(model)
     for _ in range(epochs):
@@ -91,6 +93,8 @@ def train_classifier(
             loss.backward()
             opt.step()
             sched.step()
+            progress.advance(f"loss {loss.item():.3f}")
+    progress.close()
     use_fused_backward(model, False)  # the classifier may go on to QAT, which traces ordinary ops
     return model
 

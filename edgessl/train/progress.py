@@ -8,7 +8,7 @@ import time
 
 
 class Progress:
-    def __init__(self, total_steps: int, start_step: int, batch_size: int, every: int = 20, seconds_left: float = math.inf) -> None:
+    def __init__(self, total_steps: int, start_step: int, batch_size: int, every: int = 20, seconds_left: float = math.inf, label: str = "pretrain") -> None:
         """`seconds_left`: the time budget left (optim.max_minutes), which ends the run first when the steps would take longer."""
         self.total, self.step, self.batch = total_steps, start_step, batch_size
         self.seconds_left = seconds_left
@@ -22,7 +22,7 @@ class Progress:
             from rich.progress import Progress as RichProgress
 
             self._bar = RichProgress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"), TimeRemainingColumn())
-            self._task = self._bar.add_task("pretrain", total=total_steps, completed=start_step, info="")
+            self._task = self._bar.add_task(label, total=total_steps, completed=start_step, info="")
             self._bar.start()
 
     def rate(self) -> float:
