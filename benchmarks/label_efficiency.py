@@ -23,7 +23,7 @@ from edgessl.data.cache import load_split
 from edgessl.data.readers import ImageArrays
 from edgessl.data.splits import label_fraction_indices
 from edgessl.eval.features import extract_features, load_encoder
-from edgessl.eval.finetune import DEFAULT_LR, supervised_train
+from edgessl.eval.finetune import DEFAULT_LR, evaluate, train_classifier
 from edgessl.eval.probe import fit_probe
 from edgessl.models import create_encoder
 
@@ -97,7 +97,8 @@ def supervised_curve(
     """Full supervised training of a fresh `fresh_encoder()` at each fraction: fine-tuning and from scratch alike."""
     out = {}
     for fraction in fractions:
-        out[f"{fraction:g}"], _ = supervised_train(fresh_encoder(), train, test, fraction, args.epochs, args.seed, args.optimizer, args.lr, device=args.device)
+        model = train_classifier(fresh_encoder(), train, fraction, args.epochs, args.seed, args.optimizer, args.lr, device=args.device)
+        out[f"{fraction:g}"] = evaluate(model, test, args.device)
         print(f"{label} {fraction:.0%}: {out[f'{fraction:g}']:.2f} %", flush=True)
     return out
 

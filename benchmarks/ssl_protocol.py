@@ -27,7 +27,7 @@ from _ssl_report import write_report
 from edgessl.data.cache import load_split
 from edgessl.data.readers import ImageArrays
 from edgessl.eval.features import load_encoder
-from edgessl.eval.finetune import supervised_train
+from edgessl.eval.finetune import evaluate, train_classifier
 from edgessl.eval.probe import ProbeResult, probe_with
 from edgessl.models import create_encoder
 from edgessl.models.tinynext import OUTPUT_STAGES
@@ -118,7 +118,7 @@ def held_out(probe: ProbeResult) -> dict:
 def supervised_row(recipe: Recipe, train: ImageArrays, test: ImageArrays, epochs: int, seed: int) -> dict:
     """Supervised training from scratch on the probe's labelled subset: what the pretraining has to beat."""
     t1 = time.perf_counter()
-    top1, _ = supervised_train(create_encoder(recipe.encoder, recipe.data.image_size), train, test, recipe.probe.label_fraction, epochs, seed)
+    top1 = evaluate(train_classifier(create_encoder(recipe.encoder, recipe.data.image_size), train, recipe.probe.label_fraction, epochs, seed), test)
     print(f"supervised from scratch: {top1:.2f} %", flush=True)
     return {
         "top1": top1,

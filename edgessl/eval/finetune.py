@@ -43,23 +43,6 @@ class Classifier(nn.Module):
         return self.head(self.encoder(x))
 
 
-def supervised_train(
-    encoder: nn.Module,
-    train: ImageArrays,
-    test: ImageArrays,
-    fraction: float,
-    epochs: int,
-    seed: int = 0,
-    optimizer: str = "sgd",
-    lr: float | None = None,
-    batch_size: int = 128,
-    device: str = "cpu",
-) -> tuple[float, Classifier]:
-    """`train_classifier`, then its test top-1 (%)."""
-    model = train_classifier(encoder, train, fraction, epochs, seed, optimizer, lr, batch_size, device)
-    return evaluate(model, test, device), model.cpu()
-
-
 def train_classifier(
     encoder: nn.Module,
     train: ImageArrays,
