@@ -60,6 +60,15 @@ def fits_by_board(report: BudgetReport, target: str) -> dict[str, dict]:
     return fits
 
 
+def deploy_command(run: Path) -> str:
+    """The committed deploy benchmark command that wrote this run's export, so that the reproduce line names it in full."""
+    for results in sorted(_common.RESULTS.glob("deploy_*.json"), key=lambda f: json.loads(f.read_text())["environment"]["date"], reverse=True):
+        command = json.loads(results.read_text()).get("command", "")
+        if f"--run {run} " in f"{command} ":
+            return command
+    return f"python benchmarks/deploy.py --run {run}"
+
+
 def summarise(main_budget: BudgetReport, timing: BenchReport, fits: dict[str, dict], r8: dict[str, float]) -> dict:
     return {
         "board": timing.board.name,
@@ -86,7 +95,7 @@ def markdown(args: argparse.Namespace, main_budget: BudgetReport, timing: BenchR
     lines = "\n".join(f"| {ln.item} | {ln.bytes:,} | {ln.how} |" for ln in main_budget.flash_lines + main_budget.sram_lines)
     return f"""# Budget and latency on {args.target} ({board.name} @ {board.clock_mhz:g} MHz)
 
-Reproduce: `{command_line()}` (after `benchmarks/deploy.py --run {args.run}`). {env["date"]}, host {env["cpu"]}, {env["platform"]}.
+Reproduce: `{command_line()}` (after `{deploy_command(args.run)}`). {env["date"]}, host {env["cpu"]}, {env["platform"]}.
 {ranges}
 
 | item | bytes | how obtained |

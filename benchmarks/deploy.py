@@ -20,7 +20,7 @@ from edgessl.deploy.classifier import build_classifier
 from edgessl.deploy.export import export, ranges_note
 from edgessl.deploy.fidelity import DEFAULT_MAX_DROP, DEFAULT_MIN_AGREEMENT, FidelityError, FidelityReport
 from edgessl.deploy.pipeline import ClassifierBundle, finetuned_classifier, labelled_subset, save_bundle, test_split, torch_top1
-from edgessl.deploy.qat import qat_finetune
+from edgessl.deploy.qat import QAT_EPOCHS, qat_finetune
 from edgessl.deploy.ranges import DEFAULT_RANGES, RANGE_METHODS
 from edgessl.eval.features import load_encoder
 from edgessl.eval.probe import ProbeResult, probe_with
@@ -115,7 +115,7 @@ def finetune_text(args: argparse.Namespace, summary: dict) -> str:
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", type=Path, required=True, help="run folder with encoder.pt")
-    p.add_argument("--qat-epochs", type=int, default=2)
+    p.add_argument("--qat-epochs", type=int, default=QAT_EPOCHS)
     p.add_argument("--finetune-epochs", type=int, default=0, help="fine-tune encoder + a fresh head end to end before QAT (edgessl finetune); 0: deploy the probe")
     p.add_argument("--test-limit", type=int, default=None, help="default: the whole test split")
     p.add_argument("--name", default="deploy_cifar10")

@@ -211,7 +211,7 @@ def finetune(
     qat: Annotated[bool, typer.Option("--qat", help="quantization-aware finetuning with NNCF (int8 weights and activations) of the fp32 classifier")] = False,
     freeze_encoder: Annotated[bool, typer.Option(help="with --qat: train the classifier head only")] = False,
     epochs: Annotated[Optional[int], typer.Option(help="default: 20, or 2 with --qat")] = None,
-    lr: Annotated[Optional[float], typer.Option(help="peak learning rate; default: 0.1 (SGD one-cycle), or 1e-5 with --qat")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="peak learning rate; default: 0.1 (SGD one-cycle), or 1e-4 with --qat (AdamW, cosine)")] = None,
     out: Annotated[Optional[Path], typer.Option(help="where to write the classifier (default: finetuned.pt, or classifier.pt with --qat, beside the checkpoint)")] = None,
     test_limit: Annotated[Optional[int], typer.Option(help="evaluate on the first N test images only")] = None,
 ) -> None:
@@ -227,7 +227,7 @@ def finetune(
         _fail(str(err))
     test = test_split(bundle, test_limit)
     if qat:
-        _qat(bundle, test, 2 if epochs is None else epochs, 1e-5 if lr is None else lr, freeze_encoder)
+        _qat(bundle, test, epochs, lr, freeze_encoder)
     else:
         typer.echo(f"fine-tuned encoder + linear head on the probe's labelled subset ({bundle.label_fraction:g} of the labels, seed {bundle.seed})")
         typer.echo(f"  top-1 on {len(test)} test images, BatchNorm folded: {torch_top1(bundle.model, test):.2f} %")
@@ -238,13 +238,14 @@ def finetune(
     typer.echo(f"wrote {target}")
 
 
-def _qat(bundle: ClassifierBundle, test: ImageArrays, epochs: int, lr: float, freeze_encoder: bool) -> None:
+def _qat(bundle: ClassifierBundle, test: ImageArrays, epochs: int | None, lr: float | None, freeze_encoder: bool) -> None:
     """QAT of the bundle's classifier in place: its model becomes the float model with the QAT-trained weights."""
     from edgessl.deploy.pipeline import labelled_subset, torch_top1
-    from edgessl.deploy.qat import qat_finetune
+    from edgessl.deploy.qat import QAT_EPOCHS, QAT_LR, qat_finetune
 
     images, labels = labelled_subset(bundle)
     fp32 = torch_top1(bundle.model, test)
+    epochs, lr = QAT_EPOCHS if epochs is None else epochs, QAT_LR if lr is None else lr
     result = qat_finetune(bundle.model, images, labels, epochs=epochs, lr=lr, freeze_encoder=freeze_encoder, seed=bundle.seed)
     fake_quant = torch_top1(result.fake_quant, test)
     after = torch_top1(result.model, test)

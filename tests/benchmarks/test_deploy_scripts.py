@@ -49,4 +49,5 @@ def test_deploy_then_bench_target_write_their_tables(tmp_path: Path, monkeypatch
     assert summary["estimated_latency_ms"] > 0
     md = (results / "bench_cortex-m7.md").read_text()
     assert f"Reproduce: `python benchmarks/bench_target.py --run {run} --runs 3`" in md and f"host {_common.cpu_text()}" in md
+    assert f"(after `python benchmarks/deploy.py --run {run} --finetune-epochs 1" in md  # the deploy command that wrote the export
     assert (results / "bench_cortex-m7.png").is_file() and "calibrated on" in bench["int8_ranges"]
