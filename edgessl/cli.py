@@ -15,6 +15,7 @@ from edgessl.recipe import ProbeConfig
 if TYPE_CHECKING:
     from edgessl.data.readers import ImageArrays
     from edgessl.deploy.pipeline import ClassifierBundle
+    from edgessl.deploy.predict import Prediction, Predictor
 
 app = typer.Typer(help="edgessl: tiny vision encoders from unlabelled images to int8 firmware.", no_args_is_help=True, add_completion=False)
 
@@ -363,6 +364,55 @@ def bench(
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "bench.json").write_text(json.dumps(report.to_dict(), indent=2))
     typer.echo(f"wrote {folder / 'bench.json'} and {plot_layers(report, folder / 'bench.png')}")
+
+
+@app.command()
+def predict(
+    model: Annotated[Path, typer.Argument(help="exported .tflite / .onnx, classifier .pt, or a run folder (its export/model_int8.tflite, else its newest classifier)")],
+    images: Annotated[Path, typer.Argument(help="an image file or a folder of images, searched recursively; a sub-folder named after a class is that image's label")],
+    runtime: Annotated[Optional[str], typer.Option(help="tflite-micro | litert | onnxruntime | pytorch (default: by file type, tflite-micro for .tflite)")] = None,
+    top_k: Annotated[int, typer.Option(help="classes per image")] = 3,
+    show: Annotated[int, typer.Option(help="images to print (all go to --out)")] = 20,
+    out: Annotated[Optional[Path], typer.Option(help="write every prediction as CSV")] = None,
+) -> None:
+    """Classify your own images with the model the firmware embeds, resized to its input as for training."""
+    from edgessl.data.readers import DataError
+    from edgessl.deploy.predict import image_files, load_predictor, top1_accuracy, write_csv
+
+    try:
+        predictor = load_predictor(model, runtime)
+        files = image_files(images)
+        predictions = _predict_with_progress(predictor, files, top_k)
+    except (DataError, ValueError, FileNotFoundError) as err:
+        _fail(str(err))
+    size = predictor.image_size
+    typer.echo(f"{len(files)} images, resized to {size}x{size}, through {predictor.model} in {predictor.runtime.version()}")
+    for p in predictions[:show]:
+        typer.echo(f"{p.image!s:50s} " + ", ".join(f"{name} {100 * prob:.1f} %" for name, prob in p.top))
+    if len(predictions) > show:
+        typer.echo(f"... {len(predictions) - show} more" + (f" in {out}" if out else " (--out writes them all)"))
+    accuracy = top1_accuracy(predictions)
+    if accuracy is not None:
+        typer.echo(f"top-1 on the {accuracy[1]} images whose folder names a class: {accuracy[0]:.2f} %")
+    if out is not None:
+        write_csv(predictions, out)
+        typer.echo(f"wrote {out}")
+
+
+def _predict_with_progress(predictor: Predictor, files: list[Path], top_k: int) -> list[Prediction]:
+    from edgessl.deploy.predict import CHUNK, predict
+    from edgessl.train.progress import Progress
+
+    progress = Progress(-(-len(files) // CHUNK), 0, CHUNK, every=1, label="predict")  # TFLite Micro: ~20 s a chunk
+    predictions: list[Prediction] = []
+    try:
+        for p in predict(predictor, files, top_k):
+            predictions.append(p)
+            if len(predictions) % CHUNK == 0 or len(predictions) == len(files):
+                progress.advance(f"{len(predictions)}/{len(files)} images")
+    finally:
+        progress.close()
+    return predictions
 
 
 @app.command()

@@ -34,6 +34,12 @@ def captured_stderr() -> Iterator[list[str]]:
             out.append(capture.read().decode(errors="replace"))
 
 
+def _quantization(details: dict) -> tuple[float, int] | None:
+    """(scale, zero point) of a quantised tensor; None for a float one (an fp32 model runs in TFLite Micro too)."""
+    q = details["quantization_parameters"]
+    return (float(q["scales"][0]), int(q["zero_points"][0])) if len(q["scales"]) else None
+
+
 class TFLMRuntime:
     def __init__(self, path: Path, arena_size: int = DEFAULT_ARENA, name: str = "tflite-micro") -> None:
         from tflite_micro.python.tflite_micro import runtime
@@ -44,13 +50,14 @@ class TFLMRuntime:
         self.out = self.interp.get_output_details(0)
 
     def run(self, images: np.ndarray) -> np.ndarray:
-        scale, zp = self.inp["quantization_parameters"]["scales"][0], self.inp["quantization_parameters"]["zero_points"][0]
-        oscale, ozp = self.out["quantization_parameters"]["scales"][0], self.out["quantization_parameters"]["zero_points"][0]
+        inq, outq = _quantization(self.inp), _quantization(self.out)
         results = []
         for img in images:
-            self.interp.set_input(quantize_input(img[None], scale, zp, self.inp["dtype"]), 0)
+            x = img[None].astype(np.float32)
+            self.interp.set_input(x if inq is None else quantize_input(x, *inq, self.inp["dtype"]), 0)
             self.interp.invoke()
-            results.append(dequantize_output(self.interp.get_output(0), oscale, ozp))
+            y = self.interp.get_output(0)
+            results.append(y if outq is None else dequantize_output(y, *outq))
         return np.concatenate(results)
 
     def version(self) -> str:
