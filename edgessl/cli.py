@@ -24,6 +24,7 @@ app = typer.Typer(help="edgessl: tiny vision encoders from unlabelled images to 
 TargetOption = Annotated[str, typer.Option(help="CPU family or board name (`edgessl targets` lists them)")]
 BoardOption = Annotated[Optional[str], typer.Option(help="board of that family (default: the family's default)")]
 CatalogueOption = Annotated[Optional[Path], typer.Option(help="extra YAML with your own boards/families")]
+DeviceOption = Annotated[str, typer.Option(help="cpu, cuda or cuda:N")]
 
 
 # the packages whose versions decide what a run measures or what an export contains: name them in a bug report
@@ -151,14 +152,17 @@ def probe(
     ] = "",
     augment_copies: Annotated[int, typer.Option(help="augmented copies of each labelled image the head also trains on (mirror, then shifts); 0: none")] = 0,
     solver: Annotated[str, typer.Option(help="adamw (mini-batch, --epochs) or lbfgs (logistic regression to convergence; --weight-decays are its L2 penalties)")] = "adamw",
+    device: DeviceOption = "cpu",
 ) -> None:
     """Linear probe of a frozen encoder with a fraction of the labels."""
     from edgessl.data.readers import DataError
     from edgessl.eval.probe import SOLVERS
     from edgessl.models.tinynext import parse_stages
     from edgessl.train.checkpoint import load
+    from edgessl.train.distributed import check_device
 
     try:
+        check_device(device)
         payload = load(checkpoint)
         decays = _weight_decays(weight_decays)
         if augment_copies < 0:
@@ -166,7 +170,7 @@ def probe(
         if solver not in SOLVERS:
             raise ValueError(f"--solver {solver!r}; known: {', '.join(SOLVERS)}")
         config = ProbeConfig(label_fraction, epochs, seed, stages=parse_stages(stages), weight_decays=decays, augment_copies=augment_copies, solver=solver)
-        _probe(checkpoint, data or payload["recipe"]["data"]["path"], config, out or checkpoint.parent)
+        _probe(checkpoint, data or payload["recipe"]["data"]["path"], config, out or checkpoint.parent, device)
     except (DataError, ValueError, FileNotFoundError) as err:
         _fail(str(err))
 
@@ -215,15 +219,20 @@ def finetune(
     lr: Annotated[Optional[float], typer.Option(help="peak learning rate; default: 0.1 (SGD one-cycle), or 1e-4 with --qat (AdamW, cosine)")] = None,
     out: Annotated[Optional[Path], typer.Option(help="where to write the classifier (default: finetuned.pt, or classifier.pt with --qat, beside the checkpoint)")] = None,
     test_limit: Annotated[Optional[int], typer.Option(help="evaluate on the first N test images only")] = None,
+    device: DeviceOption = "cpu",
 ) -> None:
     """Finetune encoder + classifier on the probe's labelled subset only (its fraction and seed): end to end in fp32,
     or with --qat through int8 fake-quantizers."""
     from edgessl.deploy.pipeline import FP32_SOURCES, finetune_probe, load_bundle, save_bundle, test_split, torch_top1
+    from edgessl.train.distributed import check_device
 
     if freeze_encoder and not qat:
         _fail("--freeze-encoder applies to --qat (an fp32 run with a frozen encoder is the linear probe)")
+    if qat and device != "cpu":
+        _fail("--device applies to the fp32 fine-tune; --qat runs on the CPU")
     try:
-        bundle = load_bundle(checkpoint, FP32_SOURCES) if qat else finetune_probe(checkpoint, 20 if epochs is None else epochs, lr)
+        check_device(device)
+        bundle = load_bundle(checkpoint, FP32_SOURCES) if qat else finetune_probe(checkpoint, 20 if epochs is None else epochs, lr, device)
     except (ValueError, FileNotFoundError) as err:
         _fail(str(err))
     test = test_split(bundle, test_limit)

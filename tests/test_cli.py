@@ -90,3 +90,12 @@ def test_finetune_refuses_a_frozen_encoder_without_qat_and_names_the_missing_pro
     assert empty.exit_code == 2 and "has no probe.pt (edgessl probe / pretrain)" in empty.output
     for_qat = runner.invoke(app, ["finetune", "--checkpoint", str(tmp_path), "--qat"])
     assert for_qat.exit_code == 2 and "has no finetuned.pt (edgessl finetune) or probe.pt" in for_qat.output
+
+
+def test_probe_and_finetune_check_the_device_before_loading_anything(tmp_path):
+    missing = str(tmp_path / "missing")
+    for command in (["probe", "--checkpoint", f"{missing}/encoder.pt"], ["finetune", "--checkpoint", missing]):
+        bad = runner.invoke(app, [*command, "--device", "cuda:x"])
+        assert bad.exit_code == 2 and "device 'cuda:x': Invalid device string" in bad.output
+    qat = runner.invoke(app, ["finetune", "--checkpoint", missing, "--qat", "--device", "cuda"])
+    assert qat.exit_code == 2 and "--device applies to the fp32 fine-tune; --qat runs on the CPU" in qat.output

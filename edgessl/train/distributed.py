@@ -37,6 +37,16 @@ def launch_context() -> DistContext:
     return DistContext(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
 
 
+def check_device(device: str) -> None:
+    """A device string torch can use here, checked before any work starts."""
+    try:
+        kind = torch.device(device).type
+    except RuntimeError as err:
+        raise ValueError(f"device {device!r}: {err} (cpu, cuda or cuda:N)") from err
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for, but this torch ({torch.__version__}) sees no CUDA device; use cpu")
+
+
 def init_distributed(device: str) -> tuple[DistContext, torch.device]:
     """Joins the process group when launched by torchrun."""
     ctx = launch_context()

@@ -23,7 +23,7 @@ from edgessl.ssl.scheduler import DynamicCorruptionScheduler
 from edgessl.train.allocator import keep_freed_memory
 from edgessl.train.batches import batch_source
 from edgessl.train.checkpoint import encoder_payload, load, save_atomic
-from edgessl.train.distributed import DistContext, barrier, cleanup, init_distributed, mean_across_ranks, parameter_checksums, rank0_value
+from edgessl.train.distributed import DistContext, barrier, check_device, cleanup, init_distributed, mean_across_ranks, parameter_checksums, rank0_value
 from edgessl.train.ema import EncoderEMA
 from edgessl.train.metrics import MetricsLog, plot_scheduler, scheduler_row
 from edgessl.train.monitor import ProbeMonitor
@@ -103,8 +103,10 @@ def _run(recipe: Recipe, out_dir: Path, resume: bool, ctx: DistContext, device: 
 def check_runtime(recipe: Recipe) -> None:
     if recipe.precision not in PRECISIONS:
         raise RecipeError(f"precision {recipe.precision!r}; known: {', '.join(PRECISIONS)}")
-    if recipe.device.startswith("cuda") and not torch.cuda.is_available():
-        raise RecipeError(f"device {recipe.device!r} asked for, but this torch ({torch.__version__}) sees no CUDA device; use device=cpu")
+    try:
+        check_device(recipe.device)
+    except ValueError as err:
+        raise RecipeError(str(err)) from err
     try:
         check_stages(recipe.probe.stages)  # now, not after hours of pretraining
     except ValueError as err:

@@ -11,7 +11,7 @@ import torch.distributed as dist
 
 from edgessl.recipe import RecipeError, load_recipe
 from edgessl.ssl.losses import vicreg_loss
-from edgessl.train.distributed import gather_batches
+from edgessl.train.distributed import check_device, gather_batches
 from edgessl.train.pretrain import pretrain
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -95,3 +95,12 @@ def test_unknown_precision_and_missing_gpu_are_clear_errors(tmp_path):
     if not torch.cuda.is_available():
         with pytest.raises(RecipeError, match="no CUDA device"):
             pretrain(load_recipe(ROOT / "recipes" / "smoke.yaml", ["device=cuda"]), tmp_path)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message a CPU-only torch gives")
+def test_a_cuda_device_on_a_cpu_build_is_refused_with_what_to_use_instead(tmp_path):
+    check_device("cpu")
+    with pytest.raises(ValueError, match=r"device 'cuda:1' asked for, but this torch \(.*\) sees no CUDA device; use cpu"):
+        check_device("cuda:1")
+    with pytest.raises(RecipeError, match="sees no CUDA device"):
+        pretrain(load_recipe(ROOT / "recipes" / "smoke.yaml", ["device=cuda"]), tmp_path / "run")
