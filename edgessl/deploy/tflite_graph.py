@@ -3,7 +3,7 @@ external buffers so that TFLite Micro sees every weight."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +57,7 @@ class Op:
     inputs: list[int]
     outputs: list[int]
     output_name: str
+    options: dict[str, int] = field(default_factory=dict)  # the builtin options' integer fields (strides, padding, ...)
 
 
 @dataclass
@@ -90,7 +91,8 @@ class TFLiteGraph:
             if name == "CUSTOM" and code.customCode:
                 name = f"CUSTOM({code.customCode.decode()})"
             outs = [int(o) for o in op.outputs]
-            ops.append(Op(j, name, [int(i) for i in op.inputs], outs, tensors[outs[0]].name if outs else ""))
+            options = {k: int(v) for k, v in vars(op.builtinOptions).items() if isinstance(v, int)} if op.builtinOptions is not None else {}
+            ops.append(Op(j, name, [int(i) for i in op.inputs], outs, tensors[outs[0]].name if outs else "", options))
         return cls(tensors, ops, [int(i) for i in sg.inputs], [int(o) for o in sg.outputs], len(raw))
 
 
