@@ -1,10 +1,13 @@
-"""The whole product path on synthetic data, through the CLI: pretrain -> probe -> fine-tune -> QAT -> export -> budget."""
+"""The whole product path on synthetic data, through the CLI: pretrain -> probe -> fine-tune -> QAT -> export -> budget,
+then the exported int8 model on image files (predict)."""
 
 import json
 import re
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 from typer.testing import CliRunner
 
 from edgessl.cli import app
@@ -47,6 +50,12 @@ def test_pretrain_probe_finetune_qat_export_budget(tmp_path):
     assert set(fidelity["top1"]) == {"pytorch-fp32", "onnx-int8", "tflite-int8-litert", "tflite-int8-tflm"} and fidelity["layers"]
     _ok(["budget", str(fw / "model_int8.tflite"), "--target", "cortex-m7", "--json", str(tmp_path / "budget.json")])
     assert json.loads((tmp_path / "budget.json").read_text())["fits"] is True
+    frames = tmp_path / "frames" / meta["classes"][0]  # camera-sized frames in a folder named after a class
+    frames.mkdir(parents=True)
+    for i in range(3):
+        Image.fromarray(np.full((48, 64, 3), 80 * i, np.uint8)).save(frames / f"{i}.png")
+    out = _ok(["predict", str(fw / "model_int8.tflite"), str(tmp_path / "frames")])
+    assert "3 images, resized to 32x32" in out and "top-1 on the 3 images whose folder names a class" in out
 
 
 def test_int8_drop_over_the_bound_fails_the_export_with_the_table(tmp_path):
