@@ -379,14 +379,14 @@ def bench(
 def predict(
     model: Annotated[Path, typer.Argument(help="exported .tflite / .onnx, classifier .pt, or a run folder (its export/model_int8.tflite, else its newest classifier)")],
     images: Annotated[Path, typer.Argument(help="an image file or a folder of images, searched recursively; a sub-folder named after a class is that image's label")],
-    runtime: Annotated[Optional[str], typer.Option(help="tflite-micro | litert | onnxruntime | pytorch (default: by file type, tflite-micro for .tflite)")] = None,
+    runtime: Annotated[Optional[str], typer.Option(help="tflite-micro (the firmware's arithmetic) | litert (fast) | onnxruntime | pytorch; default by file type")] = None,
     top_k: Annotated[int, typer.Option(help="classes per image")] = 3,
     show: Annotated[int, typer.Option(help="images to print (all go to --out)")] = 20,
     out: Annotated[Optional[Path], typer.Option(help="write every prediction as CSV")] = None,
 ) -> None:
     """Classify your own images with the model the firmware embeds, resized to its input as for training."""
     from edgessl.data.readers import DataError
-    from edgessl.deploy.predict import image_files, load_predictor, top1_accuracy, write_csv
+    from edgessl.deploy.predict import image_files, load_predictor, per_class_top1, top1_accuracy, write_csv
 
     try:
         predictor = load_predictor(model, runtime)
@@ -403,6 +403,7 @@ def predict(
     accuracy = top1_accuracy(predictions)
     if accuracy is not None:
         typer.echo(f"top-1 on the {accuracy[1]} images whose folder names a class: {accuracy[0]:.2f} %")
+        typer.echo("  " + ", ".join(f"{name} {top1:.1f} % of {n}" for name, (top1, n) in per_class_top1(predictions).items()))
     if out is not None:
         write_csv(predictions, out)
         typer.echo(f"wrote {out}")
@@ -412,6 +413,8 @@ def _predict_with_progress(predictor: Predictor, files: list[Path], top_k: int) 
     from edgessl.deploy.predict import CHUNK, predict
     from edgessl.train.progress import Progress
 
+    if len(files) <= CHUNK:
+        return list(predict(predictor, files, top_k))
     progress = Progress(-(-len(files) // CHUNK), 0, CHUNK, every=1, label="predict")  # TFLite Micro: ~20 s a chunk
     predictions: list[Prediction] = []
     try:

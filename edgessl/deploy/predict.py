@@ -81,7 +81,7 @@ def _file_runtime(path: Path, runtime: str) -> Runtime:
     if runtime == "litert":
         from edgessl.runtimes.litert import LiteRTRuntime
 
-        return LiteRTRuntime(path)
+        return LiteRTRuntime(path, reference_kernels=False)  # the fast choice: TFLite Micro is the firmware's arithmetic
     from edgessl.runtimes.tflm import TFLMRuntime
 
     return TFLMRuntime(path)
@@ -149,6 +149,15 @@ def top1_accuracy(predictions: list[Prediction]) -> tuple[float, int] | None:
     if not labelled:
         return None
     return 100 * sum(p.top[0][0] == p.label for p in labelled) / len(labelled), len(labelled)
+
+
+def per_class_top1(predictions: list[Prediction]) -> dict[str, tuple[float, int]]:
+    """Per labelled class, top-1 % and image count: which classes the model gets wrong on the user's own frames."""
+    by_class: dict[str, list[bool]] = {}
+    for p in predictions:
+        if p.label is not None:
+            by_class.setdefault(p.label, []).append(p.top[0][0] == p.label)
+    return {name: (100 * sum(hits) / len(hits), len(hits)) for name, hits in sorted(by_class.items())}
 
 
 def write_csv(predictions: list[Prediction], path: Path) -> None:

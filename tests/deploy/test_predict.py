@@ -1,6 +1,7 @@
 """edgessl.deploy.predict and `edgessl predict`: image files through an exported model, in the firmware's runtime."""
 
 import csv
+import re
 import shutil
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from typer.testing import CliRunner
 from edgessl.cli import app
 from edgessl.data.readers import DataError
 from edgessl.deploy.exporters import write_metadata
-from edgessl.deploy.predict import image_files, load_predictor, predict, top1_accuracy
+from edgessl.deploy.predict import image_files, load_predictor, per_class_top1, predict, top1_accuracy
 from edgessl.runtimes.litert import LiteRTRuntime
 from edgessl.runtimes.tflm import TFLMRuntime
 
@@ -59,6 +60,7 @@ def test_accuracy_counts_only_images_whose_folder_names_a_class(named_model: Pat
     assert len(labelled) == 4 and sum(p.label is None for p in predictions) == 2
     assert top1_accuracy(predictions) == (100 * sum(p.top[0][0] == "c3" for p in labelled) / 4, 4)
     assert top1_accuracy([p for p in predictions if p.label is None]) is None
+    assert per_class_top1(predictions) == {"c3": top1_accuracy(predictions)}  # the unlabelled folder counts nowhere
 
 
 def test_a_model_without_class_names_predicts_class_indices(int8_model: Path, tmp_path: Path) -> None:
@@ -95,6 +97,7 @@ def test_cli_prints_top_k_and_accuracy_and_writes_every_prediction(named_model: 
     assert result.exit_code == 0, result.output
     assert "3 images, resized to 32x32" in result.output and "tflite-micro" in result.output
     assert "... 2 more in" in result.output and "top-1 on the 3 images whose folder names a class" in result.output
+    assert re.search(r"c3 \d+\.\d % of 3", result.output)  # per class
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == 3 and {r["label"] for r in rows} == {"c3"} and all(r["class2"] in CLASSES for r in rows)
     bad = CliRunner().invoke(app, ["predict", str(named_model), str(tmp_path / "frames"), "--runtime", "tvm"])
