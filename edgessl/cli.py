@@ -377,7 +377,7 @@ def bench(
 
 @app.command()
 def predict(
-    model: Annotated[Path, typer.Argument(help="exported .tflite / .onnx, classifier .pt, or a run folder (its export/model_int8.tflite, else its newest classifier)")],
+    model: Annotated[Path, typer.Argument(help="exported .tflite / .onnx, classifier .pt, or a run folder (its export/model_int8.tflite, else its classifier checkpoint)")],
     images: Annotated[Path, typer.Argument(help="an image file or a folder of images, searched recursively; a sub-folder named after a class is that image's label")],
     runtime: Annotated[Optional[str], typer.Option(help="tflite-micro (the firmware's arithmetic) | litert (fast) | onnxruntime | pytorch; default by file type")] = None,
     top_k: Annotated[int, typer.Option(help="classes per image")] = 3,

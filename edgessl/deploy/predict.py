@@ -1,7 +1,8 @@
 """Classify image files with an exported model or a classifier checkpoint, in the runtime the firmware uses.
 
-The check to make before flashing: do my own camera frames get the classes I expect from the very int8 file
-the firmware embeds? Images are resized to the model's input size (bilinear, aspect ratio not kept), as
+The check to make before flashing: do my own camera frames get the classes I expect from the int8 model the
+firmware embeds (`model_int8.tflite`; the C array's stripped copy gives bit-identical outputs in TFLite Micro,
+checked at export)? Images are resized to the model's input size (bilinear, aspect ratio not kept), as
 edgessl's readers resized them for training: the firmware must prepare its frames the same way.
 """
 
@@ -40,7 +41,7 @@ class Prediction:
 
 
 def model_file(model: Path) -> Path:
-    """A model file as is; in a run folder the int8 TFLite the firmware embeds, else the newest classifier checkpoint."""
+    """A model file as is; in a run folder the exported int8 TFLite, else classifier.pt, finetuned.pt or probe.pt."""
     from edgessl.deploy.pipeline import resolve_checkpoint
 
     if model.is_dir():
