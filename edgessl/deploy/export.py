@@ -90,7 +90,7 @@ def fidelity(bundle: ClassifierBundle, paths: dict[str, Path], test_limit: int |
     test = test_split(bundle, test_limit)
     runtimes = [TorchRuntime(bundle.model), OnnxRuntime(paths["onnx_int8"], "onnx-int8"),
                 LiteRTRuntime(paths["tflite_int8"], name="tflite-int8-litert"), TFLMRuntime(paths["tflite_int8_micro"], name="tflite-int8-tflm")]  # fmt: skip
-    report = evaluate_runtimes(runtimes, test.images, test.labels, REFERENCE)
+    report = evaluate_runtimes(runtimes, test.images, test.labels, REFERENCE, bundle.classes)
     report.layers = layer_errors(paths["tflite_fp32"], paths["tflite_int8"], test.images[:layer_images])
     return report
 

@@ -31,11 +31,23 @@ class FidelityReport:
     agreement_with_fp32: dict[str, float]
     versions: dict[str, str]
     layers: list[dict] = field(default_factory=list)
+    per_class: dict[str, dict[str, float]] = field(default_factory=dict)  # runtime -> class -> top-1 %
+    reference: str = "pytorch-fp32"
+
+    def worst_class(self, name: str) -> str:
+        """The class whose top-1 this runtime loses most against the reference's: a collapse of one class can hide
+        in the overall top-1."""
+        ours, ref = self.per_class.get(name), self.per_class.get(self.reference)
+        if not ours or not ref or name == self.reference:
+            return ""
+        worst = min(ours, key=lambda c: ours[c] - ref[c])
+        return f"{worst} {ours[worst] - ref[worst]:+.2f}"
 
     def table(self) -> str:
-        lines = [f"| runtime | top-1 % on {self.test_images} test images | argmax agreement with fp32 % | version |", "|---|---|---|---|"]
+        lines = [f"| runtime | top-1 % on {self.test_images} test images | argmax agreement with fp32 % | class losing most vs fp32 (points) | version |",
+                 "|---|---|---|---|---|"]  # fmt: skip
         for name, top1 in self.top1.items():
-            lines.append(f"| {name} | {top1:.2f} | {self.agreement_with_fp32[name]:.2f} | {self.versions[name]} |")
+            lines.append(f"| {name} | {top1:.2f} | {self.agreement_with_fp32[name]:.2f} | {self.worst_class(name)} | {self.versions[name]} |")
         return "\n".join(lines)
 
     def layer_table(self, worst: int = 10) -> str:
@@ -51,14 +63,18 @@ class FidelityReport:
             "agreement_with_fp32": self.agreement_with_fp32,
             "versions": self.versions,
             "layers": self.layers,
+            "per_class_top1": self.per_class,
+            "reference": self.reference,
         }
 
 
-def evaluate_runtimes(runtimes: list[Runtime], images: np.ndarray, labels: np.ndarray, reference: str) -> FidelityReport:
+def evaluate_runtimes(runtimes: list[Runtime], images: np.ndarray, labels: np.ndarray, reference: str, classes: list[str] | None = None) -> FidelityReport:
     preds = {rt.name: rt.run(images).argmax(1) for rt in runtimes}
     top1 = {k: float((p == labels).mean() * 100) for k, p in preds.items()}
     agree = {k: float((p == preds[reference]).mean() * 100) for k, p in preds.items()}
-    return FidelityReport(len(labels), top1, agree, {rt.name: rt.version() for rt in runtimes})
+    names = {c: classes[c] if classes else str(c) for c in np.unique(labels).tolist()}
+    per_class = {k: {name: float((p[labels == c] == c).mean() * 100) for c, name in names.items()} for k, p in preds.items()}
+    return FidelityReport(len(labels), top1, agree, {rt.name: rt.version() for rt in runtimes}, per_class=per_class, reference=reference)
 
 
 def layer_errors(fp32_tflite: Path, int8_tflite: Path, images: np.ndarray) -> list[dict]:

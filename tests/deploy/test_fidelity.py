@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from edgessl.deploy.fidelity import FidelityError, FidelityReport, check_fidelity, layer_errors, pooled_error
+from edgessl.deploy.fidelity import FidelityError, FidelityReport, check_fidelity, evaluate_runtimes, layer_errors, pooled_error
 
 REFERENCE = "pytorch-fp32"
 
@@ -47,3 +47,26 @@ def test_layer_errors_cover_the_int8_graph_ops(int8_model):
     assert len(rows) > 100 and {"CONV_2D", "BATCH_MATMUL", "FULLY_CONNECTED"} <= {r["op"] for r in rows}
     assert all(-1.0 <= r["cosine"] <= 1.0 + 1e-9 and r["rmse"] >= 0 for r in rows)
     assert np.median([r["cosine"] for r in rows]) > 0.9
+
+
+class _Answers:
+    """A runtime that answers fixed classes, to test the report's arithmetic (the export test runs the real ones)."""
+
+    def __init__(self, name: str, classes: list[int]) -> None:
+        self.name, self.classes = name, classes
+
+    def run(self, images: np.ndarray) -> np.ndarray:
+        return np.eye(3)[self.classes]
+
+    def version(self) -> str:
+        return "fixed"
+
+
+def test_the_table_names_the_class_that_int8_loses_most():
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    runtimes = [_Answers(REFERENCE, [0, 0, 1, 1, 2, 0]), _Answers("tflite-int8-tflm", [0, 0, 1, 0, 2, 2])]
+    report = evaluate_runtimes(runtimes, np.zeros((6, 1)), labels, REFERENCE, ["cat", "dog", "frog"])
+    assert report.top1 == {REFERENCE: pytest.approx(500 / 6), "tflite-int8-tflm": pytest.approx(500 / 6)}  # same top-1 overall
+    assert report.per_class["tflite-int8-tflm"] == {"cat": 100.0, "dog": 50.0, "frog": 100.0}
+    assert "| tflite-int8-tflm | 83.33 | 66.67 | dog -50.00 | fixed |" in report.table()
+    assert f"| {REFERENCE} | 83.33 | 100.00 |  | fixed |" in report.table() and report.to_dict()["per_class_top1"] == report.per_class
