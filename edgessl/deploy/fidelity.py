@@ -41,7 +41,7 @@ class FidelityReport:
         if not ours or not ref or name == self.reference:
             return ""
         worst = min(ours, key=lambda c: ours[c] - ref[c])
-        return f"{worst} {ours[worst] - ref[worst]:+.2f}"
+        return f"{worst} {ours[worst] - ref[worst]:+.2f}" if ours[worst] < ref[worst] else "none"
 
     def table(self) -> str:
         lines = [f"| runtime | top-1 % on {self.test_images} test images | argmax agreement with fp32 % | class losing most vs fp32 (points) | version |",

@@ -70,3 +70,5 @@ def test_the_table_names_the_class_that_int8_loses_most():
     assert report.per_class["tflite-int8-tflm"] == {"cat": 100.0, "dog": 50.0, "frog": 100.0}
     assert "| tflite-int8-tflm | 83.33 | 66.67 | dog -50.00 | fixed |" in report.table()
     assert f"| {REFERENCE} | 83.33 | 100.00 |  | fixed |" in report.table() and report.to_dict()["per_class_top1"] == report.per_class
+    report.per_class["tflite-int8-tflm"]["dog"] = 100.0
+    assert report.worst_class("tflite-int8-tflm") == "none"  # no class below fp32
