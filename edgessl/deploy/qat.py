@@ -74,7 +74,9 @@ def qat_finetune(
     model = copy.deepcopy(model).eval()
     x_all, y_all = torch.from_numpy(images), torch.from_numpy(labels)
     calib = [x_all[i : i + 32].float() for i in range(0, min(len(x_all), 512), 32)]
-    qmodel = nncf.quantize(model, nncf.Dataset(calib), subset_size=len(calib) * 32)
+    # NNCF counts dataset items, here batches of 32: subset_size=len(calib) is all of them (every quantizer and bias
+    # identical to subset_size=512, checked), without the warning that 16 "samples" fall short of 512.
+    qmodel = nncf.quantize(model, nncf.Dataset(calib), subset_size=len(calib))
     params = [p for n, p in qmodel.named_parameters() if not (freeze_encoder and "encoder" in n)]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     steps_per_epoch = math.ceil(len(x_all) / batch_size)
