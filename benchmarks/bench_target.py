@@ -20,7 +20,7 @@ import _common
 from _common import command_line, environment, write_results
 
 from edgessl.deploy.classifier import fold_batchnorm
-from edgessl.deploy.exporters import metadata_path
+from edgessl.deploy.exporters import read_metadata
 from edgessl.deploy.exporters.tflite import calibration_inputs, export_tflite_fp32, quantize_tflite_int8
 from edgessl.deploy.tflite_graph import TFLiteGraph
 from edgessl.targets.bench import BenchReport, bench, bench_runtimes, plot_layers
@@ -46,8 +46,8 @@ def family_boards(family: str) -> list[str]:
 
 def int8_ranges(tflite: Path) -> str:
     """How the exported model's int8 ranges were chosen, from the metadata the export wrote beside it."""
-    meta = metadata_path(tflite)
-    return json.loads(meta.read_text()).get("int8_ranges", "") if meta.is_file() else "int8 ranges not recorded."
+    meta = read_metadata(tflite)
+    return meta.get("int8_ranges", "") if meta is not None else "int8 ranges not recorded."
 
 
 def fits_by_board(report: BudgetReport, target: str) -> dict[str, dict]:

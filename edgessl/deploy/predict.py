@@ -8,7 +8,6 @@ edgessl's readers resized them for training: the firmware must prepare its frame
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from edgessl.data.readers import IMAGE_SUFFIXES, DataError, decode_image
-from edgessl.deploy.exporters import metadata_path
+from edgessl.deploy.exporters import read_metadata
 from edgessl.runtimes import Runtime
 
 RUNTIME_FILES = {"tflite-micro": ".tflite", "litert": ".tflite", "onnxruntime": ".onnx", "pytorch": ".pt"}
@@ -102,8 +101,7 @@ def _input_size(path: Path) -> int:
 
 
 def _metadata_classes(path: Path) -> list[str]:
-    meta = metadata_path(path)
-    return list(json.loads(meta.read_text()).get("classes", [])) if meta.is_file() else []
+    return list((read_metadata(path) or {}).get("classes", []))
 
 
 def image_files(root: Path) -> list[Path]:

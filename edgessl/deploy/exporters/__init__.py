@@ -19,6 +19,12 @@ def metadata_path(artefact: Path) -> Path:
     return artefact.with_name(artefact.name + ".json")
 
 
+def read_metadata(artefact: Path) -> dict | None:
+    """The sidecar `write_metadata` wrote beside an artefact; None when there is none (a model made elsewhere)."""
+    path = metadata_path(artefact)
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def write_metadata(artefact: Path, meta: dict) -> Path:
     """`<artefact>.json` beside every artefact: where it came from and with which tools."""
     path = metadata_path(artefact)
