@@ -18,7 +18,7 @@ from edgessl.data.cache import load_split
 from edgessl.data.readers import ImageArrays
 from edgessl.deploy.classifier import build_classifier
 from edgessl.deploy.export import export, ranges_note
-from edgessl.deploy.fidelity import DEFAULT_MAX_DROP, DEFAULT_MIN_AGREEMENT, FidelityError, FidelityReport
+from edgessl.deploy.fidelity import DEFAULT_MAX_CLASS_DROP, DEFAULT_MAX_DROP, DEFAULT_MIN_AGREEMENT, FidelityError, FidelityGate, FidelityReport
 from edgessl.deploy.pipeline import ClassifierBundle, finetuned_classifier, labelled_subset, save_bundle, test_split, torch_top1
 from edgessl.deploy.qat import QAT_EPOCHS, qat_finetune
 from edgessl.deploy.ranges import DEFAULT_RANGES, RANGE_METHODS
@@ -81,11 +81,15 @@ def finetune(bundle: ClassifierBundle, epochs: int, test: ImageArrays) -> float:
     return top1
 
 
+def fidelity_gate(args: argparse.Namespace) -> FidelityGate:
+    return FidelityGate(args.max_drop, args.min_agreement, args.max_class_drop)
+
+
 def gated_export(bundle: ClassifierBundle, args: argparse.Namespace) -> tuple[FidelityReport, dict, dict[str, str], bool]:
     """Export behind the fidelity gate; a refused export still reports what was measured. Returns the report, the
     arena, the artefacts and whether the gate passed."""
     try:
-        result = export(bundle, "c", True, args.run / "export", args.max_drop, args.test_limit, args.min_agreement, args.ranges)
+        result = export(bundle, "c", True, args.run / "export", fidelity_gate(args), args.test_limit, args.ranges)
     except FidelityError as err:
         print(err, flush=True)
         return err.report, measure_arena(args.run / "export" / "model_int8_micro.tflite"), {}, False
@@ -98,7 +102,7 @@ def markdown(args: argparse.Namespace, probe: ProbeResult, qat_steps: int, label
           f"Linear probe ({probe.protocol()}), {finetune_text(args, s)}then NNCF QAT for {args.qat_epochs} epochs ({qat_steps} steps) on the same {labelled} labelled images; "
           f"{ranges_note(args.ranges, 'qat')} {host_text(env)}, torch {env['torch']}, {env['date']}.", "",
           rep.table(), "", f"NNCF fake-quant top-1: {s['nncf_fake_quant_top1']:.2f} %; fp32 probe before QAT: {s['fp32_probe_before_qat_top1']:.2f} %.", "",
-          f"Fidelity gate (top-1 at most {args.max_drop:g} points below fp32, argmax agreement at least {args.min_agreement:g} %): "
+          f"Fidelity gate ({fidelity_gate(args).describe()}): "
           f"{'passed' if s['fidelity_gate_passed'] else 'FAILED: the C export was refused'}.", "",
           f"TFLite Micro arena (measured, bisection-confirmed): {s['tflm_arena_bytes']:,} bytes; int8 model {s['tflite_int8_bytes']:,} bytes, "
           f"{s['firmware_flatbuffer_bytes']:,} as the firmware embeds it (`model_int8_micro.tflite`: tensor names stripped, weight zero points stored once).", "",
@@ -121,6 +125,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--name", default="deploy_cifar10")
     p.add_argument("--max-drop", type=float, default=DEFAULT_MAX_DROP, help="fidelity gate: int8 top-1 points below fp32")
     p.add_argument("--min-agreement", type=float, default=DEFAULT_MIN_AGREEMENT, help="fidelity gate: %% of test images where int8 and fp32 agree")
+    p.add_argument("--max-class-drop", type=float, default=DEFAULT_MAX_CLASS_DROP, help="fidelity gate: int8 top-1 points below fp32 on one class; negative: off")
     p.add_argument("--ranges", default=DEFAULT_RANGES, choices=RANGE_METHODS, help="how the int8 activation ranges (TFLite and ONNX) are chosen")
     p.add_argument("--stages", default="stage4", help="comma-separated stages whose pooled outputs the probe head reads, e.g. stage3,stage4")
     return p.parse_args()

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from edgessl.cli.app import BoardOption, CatalogueOption, DeviceOption, TargetOption, _fail, app
-from edgessl.deploy.fidelity import DEFAULT_MAX_DROP, DEFAULT_MIN_AGREEMENT
+from edgessl.deploy.fidelity import DEFAULT_MAX_CLASS_DROP, DEFAULT_MAX_DROP, DEFAULT_MIN_AGREEMENT, MIN_CLASS_IMAGES
 from edgessl.deploy.ranges import DEFAULT_RANGES
 
 if TYPE_CHECKING:
@@ -84,12 +84,13 @@ def export(
     out: Annotated[Optional[Path], typer.Option(help="output folder (default: <run>/export)")] = None,
     max_drop: Annotated[float, typer.Option(help="fail when int8 top-1 falls more than this many points below fp32")] = DEFAULT_MAX_DROP,
     min_agreement: Annotated[float, typer.Option(help="fail when int8 and fp32 pick the same class on fewer than this % of test images")] = DEFAULT_MIN_AGREEMENT,
+    max_class_drop: Annotated[float, typer.Option(help=f"fail when int8 top-1 on a class (>= {MIN_CLASS_IMAGES} test images) drops this much; <0: off")] = DEFAULT_MAX_CLASS_DROP,
     test_limit: Annotated[Optional[int], typer.Option(help="fidelity on the first N test images (default: all)")] = None,
     ranges: Annotated[str, typer.Option(help="int8 activation ranges: mse (TFLite: min/max narrowed to the least expected error; ONNX: percentile) | minmax")] = DEFAULT_RANGES,
 ) -> None:
     """Export to ONNX, TFLite or a firmware C array; int8 exports write and enforce a fidelity report."""
     from edgessl.deploy.export import export as run_export
-    from edgessl.deploy.fidelity import FidelityError
+    from edgessl.deploy.fidelity import FidelityError, FidelityGate
     from edgessl.deploy.opcheck import UnsupportedOpError
     from edgessl.deploy.pipeline import FORMATS, load_bundle
     from edgessl.deploy.ranges import check_range_method
@@ -99,7 +100,8 @@ def export(
     try:
         check_range_method(ranges)  # before the checkpoint loads
         bundle = load_bundle(checkpoint)
-        result = run_export(bundle, format, int8 or format == "c", out or _resolve_dir(checkpoint) / "export", max_drop, test_limit, min_agreement, ranges)
+        gate = FidelityGate(max_drop, min_agreement, max_class_drop)
+        result = run_export(bundle, format, int8 or format == "c", out or _resolve_dir(checkpoint) / "export", gate, test_limit, ranges)
     except (UnsupportedOpError, FidelityError, ValueError, FileNotFoundError) as err:
         _fail(str(err))
     if result.report is not None:

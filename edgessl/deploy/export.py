@@ -1,6 +1,7 @@
 """`edgessl export`: build the requested artefact, verify it against PyTorch on real images, and for
 int8 write the fidelity report (fp32 PyTorch, ONNX int8, TFLite int8 in LiteRT and in TFLite Micro),
-failing when int8 loses more than `max_drop` points of top-1 or agrees with fp32 on fewer than `min_agreement` % of images."""
+failing when int8 breaks the `FidelityGate`: too many top-1 points lost overall or on one class, or too few answers
+kept."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from edgessl.deploy.exporters import write_metadata
 from edgessl.deploy.exporters.c_array import export_c_array, firmware_arena_bytes
 from edgessl.deploy.exporters.onnx import export_onnx_fp32, quantize_onnx_int8
 from edgessl.deploy.exporters.tflite import CALIBRATION_IMAGES, calibration_count, calibration_inputs, export_tflite_fp32, quantize_tflite_int8
-from edgessl.deploy.fidelity import DEFAULT_MAX_DROP, DEFAULT_MIN_AGREEMENT, FidelityReport, check_fidelity, evaluate_runtimes, layer_errors
+from edgessl.deploy.fidelity import FidelityGate, FidelityReport, check_fidelity, evaluate_runtimes, layer_errors
 from edgessl.deploy.pipeline import ClassifierBundle, artefact_meta, labelled_subset, test_split, write_json
 from edgessl.deploy.ranges import DEFAULT_RANGES, check_range_method
 from edgessl.deploy.tflite_graph import MicroShrink, write_micro_flatbuffer
@@ -95,8 +96,8 @@ def fidelity(bundle: ClassifierBundle, paths: dict[str, Path], test_limit: int |
     return report
 
 
-def export(bundle: ClassifierBundle, fmt: str, int8: bool, out: Path, max_drop: float = DEFAULT_MAX_DROP, test_limit: int | None = None,
-           min_agreement: float = DEFAULT_MIN_AGREEMENT, ranges: str = DEFAULT_RANGES) -> ExportResult:  # fmt: skip
+def export(bundle: ClassifierBundle, fmt: str, int8: bool, out: Path, gate: FidelityGate = FidelityGate(), test_limit: int | None = None,
+           ranges: str = DEFAULT_RANGES) -> ExportResult:  # fmt: skip
     check_range_method(ranges)  # before minutes of ONNX export, not at the TFLite step
     out.mkdir(parents=True, exist_ok=True)
     result = ExportResult()
@@ -113,10 +114,10 @@ def export(bundle: ClassifierBundle, fmt: str, int8: bool, out: Path, max_drop: 
     paths["tflite_int8_micro"], shrink = build_micro(paths["tflite_int8"], out / "model_int8_micro.tflite", train_images[:8])
     report = fidelity(bundle, paths, test_limit)
     result.report = report
-    gate = {"max_drop_points": max_drop, "min_agreement_percent": min_agreement, "activation_ranges": ranges}
-    write_json(out / "fidelity.json", {**report.to_dict(), **meta, **gate, "wall_s": round(time.perf_counter() - t0, 1)})
+    settings = {**gate.to_dict(), "activation_ranges": ranges}
+    write_json(out / "fidelity.json", {**report.to_dict(), **meta, **settings, "wall_s": round(time.perf_counter() - t0, 1)})
     (out / "fidelity.md").write_text(f"# Fidelity of the int8 artefacts\n\n{report.table()}\n\nLowest per-layer cosine:\n\n{report.layer_table()}\n\n{note}\n")
-    check_fidelity(report, REFERENCE, max_drop, min_agreement)
+    check_fidelity(report, gate)
     result.arena = measure_arena(paths["tflite_int8_micro"])
     extra = {"tflite_int8_micro": {"source_flatbuffer": paths["tflite_int8"].name, "stripped": shrink.note()}}
     for key, path in paths.items():

@@ -1,9 +1,10 @@
-"""The int8 fidelity gate: top-1 drop and argmax agreement, each failing the export with the table that shows why."""
+"""The int8 fidelity gate: top-1 drop overall and per class and argmax agreement, each failing the export with the table
+that shows why."""
 
 import numpy as np
 import pytest
 
-from edgessl.deploy.fidelity import FidelityError, FidelityReport, check_fidelity, evaluate_runtimes, layer_errors, pooled_error
+from edgessl.deploy.fidelity import MIN_CLASS_IMAGES, FidelityError, FidelityGate, FidelityReport, check_fidelity, evaluate_runtimes, layer_errors, pooled_error
 
 REFERENCE = "pytorch-fp32"
 
@@ -15,12 +16,12 @@ def _report(int8_top1: float, agreement: float) -> FidelityReport:
 
 
 def test_a_small_drop_with_high_agreement_passes():
-    check_fidelity(_report(74.29, 96.4), REFERENCE, max_drop=2.0, min_agreement=90.0)
+    check_fidelity(_report(74.29, 96.4), FidelityGate(max_drop=2.0, min_agreement=90.0))
 
 
 def test_top1_that_holds_while_many_answers_flip_fails_on_agreement_and_names_the_weakest_layer():
     with pytest.raises(FidelityError) as err:
-        check_fidelity(_report(74.29, 85.0), REFERENCE, max_drop=2.0, min_agreement=90.0)
+        check_fidelity(_report(74.29, 85.0), FidelityGate(max_drop=2.0, min_agreement=90.0))
     text = str(err.value)
     assert "argmax agrees with pytorch-fp32 on 85.00 %" in text and "floor 90.0 %" in text
     assert "dropped more than" not in text  # the top-1 bound held
@@ -30,7 +31,7 @@ def test_top1_that_holds_while_many_answers_flip_fails_on_agreement_and_names_th
 
 def test_a_top1_drop_over_the_bound_fails_even_when_agreement_is_high():
     with pytest.raises(FidelityError, match=r"tflite-int8-tflm: top-1 3.34 points below pytorch-fp32 \(dropped more than 2.0 points\)"):
-        check_fidelity(_report(71.0, 95.0), REFERENCE, max_drop=2.0, min_agreement=90.0)
+        check_fidelity(_report(71.0, 95.0), FidelityGate(max_drop=2.0, min_agreement=90.0))
 
 
 def test_layer_cosine_pools_the_images_so_an_all_zero_output_does_not_read_as_unrelated():
@@ -72,3 +73,22 @@ def test_the_table_names_the_class_that_int8_loses_most():
     assert f"| {REFERENCE} | 83.33 | 100.00 |  | fixed |" in report.table() and report.to_dict()["per_class_top1"] == report.per_class
     report.per_class["tflite-int8-tflm"]["dog"] = 100.0
     assert report.worst_class("tflite-int8-tflm") == "none"  # no class below fp32
+
+
+def _per_class_report(int8_cat: float, cats: int) -> FidelityReport:
+    report = _report(74.0, 95.0)
+    report.per_class = {REFERENCE: {"cat": 60.0, "dog": 70.0}, "tflite-int8-tflm": {"cat": int8_cat, "dog": 71.0}}
+    report.class_images = {"cat": cats, "dog": 1000}
+    return report
+
+
+def test_one_collapsed_class_fails_the_gate_while_the_overall_top1_holds():
+    with pytest.raises(FidelityError, match=r"tflite-int8-tflm: class 'cat' top-1 12.50 points below pytorch-fp32 \(1000 test images; dropped more than 10.0"):
+        check_fidelity(_per_class_report(47.5, 1000), FidelityGate())
+    check_fidelity(_per_class_report(47.5, 1000), FidelityGate(max_class_drop=-1))  # off
+    check_fidelity(_per_class_report(52.0, 1000), FidelityGate())  # 8 points: within the default bound
+
+
+def test_a_class_with_too_few_test_images_is_not_judged():
+    check_fidelity(_per_class_report(40.0, MIN_CLASS_IMAGES - 1), FidelityGate())
+    assert "no class more than 10 points" in FidelityGate().describe() and "class" not in FidelityGate(max_class_drop=-1).describe()
