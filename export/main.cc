@@ -13,7 +13,7 @@
 
 namespace {
 // The arena size edgessl measured in the TFLite Micro interpreter, plus a margin for optimised
-// (CMSIS-NN) kernels whose scratch buffers can differ from the reference kernels'. `edgessl budget`
+// (CMSIS-NN) kernels whose scratch and persistent buffers differ from the reference kernels'. `edgessl budget`
 // counts both.
 constexpr int kArenaSize = EDGESSL_MODEL_ARENA_SIZE + EDGESSL_MODEL_ARENA_MARGIN;
 alignas(16) uint8_t g_arena[kArenaSize];

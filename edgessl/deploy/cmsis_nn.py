@@ -1,11 +1,15 @@
-"""Scratch buffers that CMSIS-NN's optimised kernels request beyond TFLite Micro's reference kernels.
+"""Arena memory that CMSIS-NN's optimised kernels take beyond TFLite Micro's reference kernels.
 
 edgessl measures the arena with TFLite Micro's reference kernels on the host. Firmware built with CMSIS-NN
-(TFLM's `OPTIMIZED_KERNEL_DIR=cmsis_nn`) asks in each convolution's Prepare for a scratch buffer the reference
-kernel does not need. TFLM plans it in the arena's non-persistent head, live during its op only, so the arena
-grows by at most the largest request. The formulas are CMSIS-NN's `arm_convolve_wrapper_s8_get_buffer_size`
-and `arm_depthwise_conv_wrapper_s8_get_buffer_size` (v6/v7), for the DSP extension (Cortex-M4, M7, M33) and
-for Helium (MVE: Cortex-M55, M85). No other int8 kernel edgessl exports asks for a buffer on these cores.
+(TFLM's `OPTIMIZED_KERNEL_DIR=cmsis_nn`) takes two kinds of extra arena in its kernels' Prepare:
+- scratch buffers, planned in the arena's non-persistent head and live during their op only, so the arena grows
+  by the largest one: convolutions (`arm_convolve_wrapper_s8_get_buffer_size`,
+  `arm_depthwise_conv_wrapper_s8_get_buffer_size`) and, on Helium, BATCH_MATMUL's kernel sums;
+- persistent buffers, which add up over the graph: a FULLY_CONNECTED whose output has more than two dimensions
+  runs as a 1x1 convolution with per-channel multiplier and shift arrays, and on Helium every other int8
+  FULLY_CONNECTED keeps its weights' kernel sums (`arm_fully_connected_s8_get_buffer_size`).
+Sizes per ISA: the DSP extension (Cortex-M4, M7, M33) and Helium (MVE: Cortex-M55, M85), as in CMSIS-NN v6/v7
+and TFLM's cmsis_nn kernels of 2024. Other int8 kernels edgessl exports take nothing extra on these cores.
 """
 
 from __future__ import annotations
@@ -38,15 +42,14 @@ class ConvShape:
 
 
 @dataclass(frozen=True)
-class ScratchRequest:
+class KernelRequest:
     op_index: int
     op: str
-    shape: ConvShape
+    detail: str  # the shape that sets the size, in words
     bytes: dict[str, int]  # per ISA: what the kernel's Prepare requests
 
     def where(self) -> str:
-        s = self.shape
-        return f"{self.op} #{self.op_index}, {s.k_h}x{s.k_w} on {s.in_h}x{s.in_w}x{s.in_c}"
+        return f"{self.op} #{self.op_index}, {self.detail}"
 
 
 def _padding(size_in: int, kernel: int, stride: int, dilation: int, size_out: int, padding: int) -> int:
@@ -94,29 +97,92 @@ def depthwise_scratch(s: ConvShape, isa: str) -> int:
     return s.in_c * s.k_h * s.k_w * 2
 
 
-SCRATCH = {"CONV_2D": conv_scratch, "DEPTHWISE_CONV_2D": depthwise_scratch}
+def fc_runs_as_1x1_conv(graph: TFLiteGraph, op: Op) -> bool:
+    """TFLM's cmsis_nn FULLY_CONNECTED takes arm_convolve_1x1_s8_fast for outputs of rank > 2 and depths of 4k."""
+    return len(graph.tensors[op.outputs[0]].shape) > 2 and graph.tensors[op.inputs[1]].shape[-1] % 4 == 0
 
 
-def scratch_requests(graph: TFLiteGraph) -> list[ScratchRequest]:
-    """Every op whose CMSIS-NN kernel asks for a scratch buffer on some ISA, in graph order."""
+def fc_scratch(graph: TFLiteGraph, op: Op) -> dict[str, int]:
+    """The 1x1 path asks 4 * depth on the DSP extension with Arm Compiler 6 (counted, as the larger); Helium's
+    kernel sums are a scratch buffer only for weights that are not constant."""
+    weights, depth = graph.tensors[op.inputs[1]], graph.tensors[op.outputs[0]].shape[-1]
+    if fc_runs_as_1x1_conv(graph, op):
+        return {"dsp": 4 * weights.shape[-1], "mve": 0}
+    return {"dsp": 0, "mve": 0 if weights.constant else 4 * depth}
+
+
+def fc_persistent(graph: TFLiteGraph, op: Op) -> dict[str, int]:
+    """The 1x1 path keeps int32 multiplier and shift arrays per output channel; otherwise Helium keeps the constant
+    weights' int32 kernel sums per output channel."""
+    weights, depth = graph.tensors[op.inputs[1]], graph.tensors[op.outputs[0]].shape[-1]
+    if fc_runs_as_1x1_conv(graph, op):
+        return {isa: 2 * 4 * depth for isa in ISAS}
+    return {"dsp": 0, "mve": 4 * depth if weights.constant else 0}
+
+
+def batch_matmul_scratch(graph: TFLiteGraph, op: Op) -> dict[str, int]:
+    """Helium computes the right-hand side's kernel sums into an int32 scratch buffer per output column."""
+    return {"dsp": 0, "mve": 4 * graph.tensors[op.outputs[0]].shape[-1]}
+
+
+def _conv_scratch(graph: TFLiteGraph, op: Op) -> dict[str, int]:
+    shape, size = conv_shape(graph, op), conv_scratch if op.name == "CONV_2D" else depthwise_scratch
+    return {isa: size(shape, isa) for isa in ISAS}
+
+
+def _detail(graph: TFLiteGraph, op: Op) -> str:
+    if op.name in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+        s = conv_shape(graph, op)
+        return f"{s.k_h}x{s.k_w} on {s.in_h}x{s.in_w}x{s.in_c}"
+    shape = graph.tensors[op.outputs[0]].shape
+    return f"output {'x'.join(map(str, shape))}"
+
+
+SCRATCH = {"CONV_2D": _conv_scratch, "DEPTHWISE_CONV_2D": _conv_scratch, "FULLY_CONNECTED": fc_scratch, "BATCH_MATMUL": batch_matmul_scratch}
+PERSISTENT = {"FULLY_CONNECTED": fc_persistent}
+
+
+def _requests(graph: TFLiteGraph, sizes: dict) -> list[KernelRequest]:
     requests = []
     for op in graph.ops:
-        if op.name in SCRATCH:
-            shape = conv_shape(graph, op)
-            sizes = {isa: SCRATCH[op.name](shape, isa) for isa in ISAS}
-            if any(sizes.values()):
-                requests.append(ScratchRequest(op.index, op.name, shape, sizes))
+        if op.name in sizes and graph.tensors[op.outputs[0]].dtype == "INT8":
+            size = sizes[op.name](graph, op)
+            if any(size.values()):
+                requests.append(KernelRequest(op.index, op.name, _detail(graph, op), size))
     return requests
 
 
-def largest_scratch(graph: TFLiteGraph) -> dict[str, ScratchRequest | None]:
-    """Per ISA, the largest request (None when no op asks)."""
+def scratch_requests(graph: TFLiteGraph) -> list[KernelRequest]:
+    """Every int8 op whose CMSIS-NN kernel asks for a scratch buffer on some ISA, in graph order."""
+    return _requests(graph, SCRATCH)
+
+
+def persistent_requests(graph: TFLiteGraph) -> list[KernelRequest]:
+    """Every int8 op whose CMSIS-NN kernel keeps a persistent buffer the reference kernel does not, in graph order."""
+    return _requests(graph, PERSISTENT)
+
+
+def largest_scratch(graph: TFLiteGraph) -> dict[str, KernelRequest | None]:
+    """Per ISA, the largest scratch request (None when no op asks)."""
     requests = scratch_requests(graph)
     return {isa: max((r for r in requests if r.bytes[isa]), key=lambda r: r.bytes[isa], default=None) for isa in ISAS}
 
 
-def scratch_note(graph: TFLiteGraph) -> str:
-    """The largest request per ISA in words, for the budget table and the exported header."""
+def extra_arena_bytes(graph: TFLiteGraph) -> dict[str, int]:
+    """Per ISA, how much more arena CMSIS-NN needs than the reference kernels: every persistent buffer plus the
+    largest scratch buffer."""
+    persistent, largest = persistent_requests(graph), largest_scratch(graph)
+    return {isa: sum(r.bytes[isa] for r in persistent) + (largest[isa].bytes[isa] if largest[isa] else 0) for isa in ISAS}
+
+
+def cmsis_nn_note(graph: TFLiteGraph) -> str:
+    """The extra arena per ISA in words, for the budget table and the exported header."""
     names = {"dsp": "DSP extension (M4/M7/M33)", "mve": "Helium (M55/M85)"}
-    parts = [f"{names[isa]} {r.bytes[isa]:,} B at {r.where()}" if r else f"{names[isa]} none" for isa, r in largest_scratch(graph).items()]
-    return "largest CMSIS-NN scratch request: " + "; ".join(parts)
+    extra, largest = extra_arena_bytes(graph), largest_scratch(graph)
+    persistent = persistent_requests(graph)
+    parts = []
+    for isa, name in names.items():
+        kept = [r for r in persistent if r.bytes[isa]]
+        scratch = f"largest scratch {largest[isa].bytes[isa]:,} B at {largest[isa].where()}" if largest[isa] else "no scratch"
+        parts.append(f"{name} {extra[isa]:,} B ({scratch}; {sum(r.bytes[isa] for r in kept):,} B persistent in {len(kept)} ops)")
+    return "CMSIS-NN kernels need more arena than the reference ones: " + "; ".join(parts)

@@ -8,7 +8,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from edgessl.deploy.cmsis_nn import scratch_note
+from edgessl.deploy.cmsis_nn import cmsis_nn_note
 from edgessl.deploy.exporters.c_array import arena_margin_bytes, firmware_arena_bytes
 from edgessl.deploy.tflite_graph import TFLiteGraph, write_micro_flatbuffer
 from edgessl.runtimes import package_version
@@ -98,7 +98,7 @@ def budget(model: Path, board: Board) -> BudgetReport:
     sram = [
         Line("tensor arena (inputs, outputs, activations, persistent data)", arena["minimum_arena_size"], f"measured in TFLite Micro {package_version('tflite-micro')}"),
         Line("arena rounded up to 1 KiB, as the exported header defines it", firmware_arena_bytes(arena["minimum_arena_size"]) - arena["minimum_arena_size"], "computed"),
-        Line("arena margin for optimised kernels' scratch buffers, as the header reserves it", arena_margin_bytes(graph), f"computed: at least 8 KiB; {scratch_note(graph)}"),
+        Line("arena margin for optimised kernels' buffers, as the header reserves it", arena_margin_bytes(graph), f"computed: at least 8 KiB; {cmsis_nn_note(graph)}"),
         Line("application input frame buffer (one uint8 image)", inp.nbytes, "computed"),
         Line("stack margin", STACK_MARGIN_BYTES, "estimated"),
     ]

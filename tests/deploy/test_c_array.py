@@ -3,7 +3,7 @@ import subprocess
 
 import pytest
 
-from edgessl.deploy.exporters.c_array import ARENA_MARGIN_BYTES, export_c_array
+from edgessl.deploy.exporters.c_array import arena_margin_bytes, export_c_array
 from edgessl.deploy.tflite_graph import TFLiteGraph
 
 
@@ -15,7 +15,7 @@ def test_header_carries_shape_quantisation_classes_and_arena(int8_model, tmp_pat
     assert "#define NET_INPUT_HEIGHT 32" in h and "#define NET_INPUT_CHANNELS 3" in h and "NHWC" in h
     assert f"#define NET_INPUT_ZERO_POINT ({inp.zero_point})" in h
     assert "#define NET_ARENA_SIZE 123456" in h and "#define NET_NUM_CLASSES 2" in h
-    assert f"#define NET_ARENA_MARGIN {ARENA_MARGIN_BYTES}" in h
+    assert f"#define NET_ARENA_MARGIN {arena_margin_bytes(graph)}" in h and "persistent in 7 ops" in h
     c = source.read_text()
     assert "_Alignas(16) const unsigned char g_net[]" in c and f"g_net_len = {int8_model.stat().st_size};" in c
     assert '"say \\"hi\\""' in c

@@ -6,10 +6,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from edgessl.deploy.cmsis_nn import largest_scratch, scratch_note
+from edgessl.deploy.cmsis_nn import cmsis_nn_note, extra_arena_bytes
 from edgessl.deploy.tflite_graph import TFLiteGraph
 
-# Optimised kernels (CMSIS-NN) request scratch buffers that the host's reference kernels do not, so the
+# Optimised kernels (CMSIS-NN) take scratch and persistent buffers that the host's reference kernels do not, so the
 # firmware reserves a margin above the measured arena (export/main.cc); `edgessl budget` counts it. This floor
 # covers what edgessl does not model (other vendors' kernels, allocator alignment).
 ARENA_MARGIN_BYTES = 8 * 1024
@@ -21,10 +21,9 @@ def firmware_arena_bytes(measured: int) -> int:
 
 
 def arena_margin_bytes(graph: TFLiteGraph) -> int:
-    """The margin the header defines: the largest CMSIS-NN scratch request on any core, rounded up to 1 KiB,
-    never under ARENA_MARGIN_BYTES."""
-    largest = [r.bytes[isa] for isa, r in largest_scratch(graph).items() if r is not None]
-    return max(ARENA_MARGIN_BYTES, firmware_arena_bytes(max(largest, default=0)))
+    """The margin the header defines: the most extra arena CMSIS-NN needs on any core (its persistent buffers plus
+    its largest scratch buffer), rounded up to 1 KiB, never under ARENA_MARGIN_BYTES."""
+    return max(ARENA_MARGIN_BYTES, firmware_arena_bytes(max(extra_arena_bytes(graph).values())))
 
 
 def _identifier(name: str) -> str:
@@ -72,8 +71,8 @@ extern const unsigned int g_{ident}_len;
 #define {upper}_OUTPUT_ZERO_POINT ({out.zero_point})
 #define {upper}_NUM_CLASSES {len(classes)}
 /* Tensor arena measured in the TFLite Micro interpreter {tflm_version} (host build, reference kernels), rounded
-   up to 1 KiB, and the margin to reserve on top for optimised kernels' scratch buffers, at least 8 KiB;
-   {scratch_note(graph)}. */
+   up to 1 KiB, and the margin to reserve on top for optimised kernels' buffers, at least 8 KiB;
+   {cmsis_nn_note(graph)}. */
 #define {upper}_ARENA_SIZE {arena_bytes}
 #define {upper}_ARENA_MARGIN {arena_margin_bytes(graph)}
 
