@@ -84,7 +84,7 @@ def export(
     out: Annotated[Optional[Path], typer.Option(help="output folder (default: <run>/export)")] = None,
     max_drop: Annotated[float, typer.Option(help="fail when int8 top-1 falls more than this many points below fp32")] = DEFAULT_MAX_DROP,
     min_agreement: Annotated[float, typer.Option(help="fail when int8 and fp32 pick the same class on fewer than this % of test images")] = DEFAULT_MIN_AGREEMENT,
-    max_class_drop: Annotated[float, typer.Option(help=f"fail when int8 loses more top-1 points on a class (>= {MIN_CLASS_IMAGES} images); <0: off")] = DEFAULT_MAX_CLASS_DROP,
+    max_class_drop: Annotated[float, typer.Option(help=f"fail when int8 loses more than this (top-1 points) on a class of >= {MIN_CLASS_IMAGES} images")] = DEFAULT_MAX_CLASS_DROP,
     test_limit: Annotated[Optional[int], typer.Option(help="fidelity on the first N test images (default: all)")] = None,
     ranges: Annotated[str, typer.Option(help="int8 activation ranges: mse (TFLite: min/max narrowed to the least expected error; ONNX: percentile) | minmax")] = DEFAULT_RANGES,
 ) -> None:
