@@ -39,6 +39,8 @@ def test_layer_cosine_pools_the_images_so_an_all_zero_output_does_not_read_as_un
     error = pooled_error([(np.zeros(4), np.zeros(4)), (sparse, sparse + 0.01)])
     assert error["cosine"] > 0.999 and error["rmse"] == pytest.approx(0.01 / np.sqrt(2))
     assert pooled_error([(sparse, -sparse)])["cosine"] == pytest.approx(-1.0)
+    assert pooled_error([(np.zeros(4), np.zeros(4))]) == {"cosine": 1.0, "rmse": 0.0}  # zero in both graphs: identical
+    assert pooled_error([(np.zeros(4), sparse)])["cosine"] == 0.0  # int8 invents values where fp32 has none
 
 
 def test_layer_errors_cover_the_int8_graph_ops(int8_model):
