@@ -168,21 +168,41 @@ def largest_scratch(graph: TFLiteGraph) -> dict[str, KernelRequest | None]:
     return {isa: max((r for r in requests if r.bytes[isa]), key=lambda r: r.bytes[isa], default=None) for isa in ISAS}
 
 
+@dataclass(frozen=True)
+class ExtraArena:
+    """What CMSIS-NN takes beyond the reference kernels on one ISA: persistent buffers add up, scratch buffers share
+    the arena's head, so only the largest counts."""
+
+    persistent: list[KernelRequest]  # the ops that keep a buffer on this ISA
+    largest_scratch: KernelRequest | None
+    isa: str
+
+    @property
+    def persistent_bytes(self) -> int:
+        return sum(r.bytes[self.isa] for r in self.persistent)
+
+    @property
+    def total(self) -> int:
+        return self.persistent_bytes + (self.largest_scratch.bytes[self.isa] if self.largest_scratch else 0)
+
+
+def extra_arena(graph: TFLiteGraph) -> dict[str, ExtraArena]:
+    persistent, largest = persistent_requests(graph), largest_scratch(graph)
+    return {isa: ExtraArena([r for r in persistent if r.bytes[isa]], largest[isa], isa) for isa in ISAS}
+
+
 def extra_arena_bytes(graph: TFLiteGraph) -> dict[str, int]:
     """Per ISA, how much more arena CMSIS-NN needs than the reference kernels: every persistent buffer plus the
     largest scratch buffer."""
-    persistent, largest = persistent_requests(graph), largest_scratch(graph)
-    return {isa: sum(r.bytes[isa] for r in persistent) + (largest[isa].bytes[isa] if largest[isa] else 0) for isa in ISAS}
+    return {isa: extra.total for isa, extra in extra_arena(graph).items()}
 
 
 def cmsis_nn_note(graph: TFLiteGraph) -> str:
     """The extra arena per ISA in words, for the budget table and the exported header."""
     names = {"dsp": "DSP extension (M4/M7/M33)", "mve": "Helium (M55/M85)"}
-    extra, largest = extra_arena_bytes(graph), largest_scratch(graph)
-    persistent = persistent_requests(graph)
     parts = []
-    for isa, name in names.items():
-        kept = [r for r in persistent if r.bytes[isa]]
-        scratch = f"largest scratch {largest[isa].bytes[isa]:,} B at {largest[isa].where()}" if largest[isa] else "no scratch"
-        parts.append(f"{name} {extra[isa]:,} B ({scratch}; {sum(r.bytes[isa] for r in kept):,} B persistent in {len(kept)} ops)")
+    for isa, extra in extra_arena(graph).items():
+        largest = extra.largest_scratch
+        scratch = f"largest scratch {largest.bytes[isa]:,} B at {largest.where()}" if largest else "no scratch"
+        parts.append(f"{names[isa]} {extra.total:,} B ({scratch}; {extra.persistent_bytes:,} B persistent in {len(extra.persistent)} ops)")
     return "CMSIS-NN kernels need more arena than the reference ones: " + "; ".join(parts)
