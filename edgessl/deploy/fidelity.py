@@ -54,14 +54,19 @@ class FidelityReport:
     class_images: dict[str, int] = field(default_factory=dict)  # class -> test images of it
     reference: str = "pytorch-fp32"
 
+    def class_changes(self, name: str) -> dict[str, float]:
+        """Per class, this runtime's top-1 minus the reference's, in points (empty for the reference itself)."""
+        ours, ref = self.per_class.get(name, {}), self.per_class.get(self.reference, {})
+        return {c: ours[c] - ref[c] for c in ours if c in ref} if name != self.reference else {}
+
     def worst_class(self, name: str) -> str:
         """The class whose top-1 this runtime loses most against the reference's: a collapse of one class can hide
         in the overall top-1."""
-        ours, ref = self.per_class.get(name), self.per_class.get(self.reference)
-        if not ours or not ref or name == self.reference:
+        changes = self.class_changes(name)
+        if not changes:
             return ""
-        worst = min(ours, key=lambda c: ours[c] - ref[c])
-        return f"{worst} {ours[worst] - ref[worst]:+.2f}" if ours[worst] < ref[worst] else "none"
+        worst = min(changes, key=changes.__getitem__)
+        return f"{worst} {changes[worst]:+.2f}" if changes[worst] < 0 else "none"
 
     def table(self) -> str:
         lines = [f"| runtime | top-1 % on {self.test_images} test images | argmax agreement with fp32 % | class losing most vs fp32 (points) | version |",
@@ -153,7 +158,6 @@ def check_fidelity(report: FidelityReport, gate: FidelityGate) -> None:
 def class_drops(report: FidelityReport, name: str, max_class_drop: float) -> list[str]:
     """One line per class, among those with enough test images to judge, that `name` loses more than `max_class_drop`
     top-1 points on against the reference."""
-    ours, ref = report.per_class.get(name, {}), report.per_class.get(report.reference, {})
-    judged = [c for c in ours if c in ref and report.class_images.get(c, 0) >= MIN_CLASS_IMAGES]
-    return [f"{name}: class {c!r} top-1 {ref[c] - ours[c]:.2f} points below {report.reference} ({report.class_images[c]} test images; "
-            f"dropped more than {max_class_drop} points)" for c in judged if ref[c] - ours[c] > max_class_drop]  # fmt: skip
+    judged = {c: -change for c, change in report.class_changes(name).items() if report.class_images.get(c, 0) >= MIN_CLASS_IMAGES}
+    return [f"{name}: class {c!r} top-1 {drop:.2f} points below {report.reference} ({report.class_images[c]} test images; "
+            f"dropped more than {max_class_drop} points)" for c, drop in judged.items() if drop > max_class_drop]  # fmt: skip
